@@ -1,0 +1,8 @@
+"""Convert mimic-cxr to verl parquet: same as `radvlm-verl convert mimic-cxr ...` (run with --help for the flags)."""
+
+import sys
+
+from radvlm_verl.converters.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["mimic-cxr", *sys.argv[1:]]))

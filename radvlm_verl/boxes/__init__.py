@@ -1,0 +1,59 @@
+"""Bounding boxes for CXR grounding: formats, parsing, IoU and matching.
+
+- :mod:`~radvlm_verl.boxes.formats`: coordinate frames per model (``radvlm_norm01``,
+  ``qwen_rel1000``, ``qwen25_abs``), Qwen's ``smart_resize``, validity rule;
+- :mod:`~radvlm_verl.boxes.parse`: boxes from model text and ground truth from parquet values;
+- :mod:`~radvlm_verl.boxes.iou`: vectorised IoU / GIoU matrices;
+- :mod:`~radvlm_verl.boxes.matching`: Hungarian one-to-one matching.
+
+Stored boxes are always normalised ``[x1, y1, x2, y2]`` on the original image.
+"""
+
+from radvlm_verl.boxes.formats import (
+    BOX_FORMATS,
+    DEFAULT_BOX_FORMAT,
+    QWEN2_FACTOR,
+    QWEN3_FACTOR,
+    Frame,
+    frame,
+    frame_from_extra_info,
+    pixel_frame,
+    smart_resize,
+    valid_boxes,
+)
+from radvlm_verl.boxes.iou import giou_matrix, iou_matrix
+from radvlm_verl.boxes.matching import hungarian_match
+from radvlm_verl.boxes.parse import (
+    GroundTruth,
+    ParsedBoxes,
+    Prediction,
+    checked_ground_truth,
+    parse_boxes,
+    parse_ground_truth,
+    read_prediction,
+)
+from radvlm_verl.boxes.render import render_boxes
+
+__all__ = [
+    "BOX_FORMATS",
+    "DEFAULT_BOX_FORMAT",
+    "QWEN2_FACTOR",
+    "QWEN3_FACTOR",
+    "Frame",
+    "GroundTruth",
+    "ParsedBoxes",
+    "Prediction",
+    "checked_ground_truth",
+    "frame",
+    "frame_from_extra_info",
+    "giou_matrix",
+    "hungarian_match",
+    "iou_matrix",
+    "parse_boxes",
+    "parse_ground_truth",
+    "pixel_frame",
+    "read_prediction",
+    "render_boxes",
+    "smart_resize",
+    "valid_boxes",
+]

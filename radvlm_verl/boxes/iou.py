@@ -1,0 +1,57 @@
+"""Vectorised IoU and GIoU matrices for ``[x1, y1, x2, y2]`` boxes.
+
+Areas use ``max(0, x2 - x1) * max(0, y2 - y1)``, so inverted boxes have area 0, and a pair whose
+union is not positive has IoU 0 (never a division by zero). GIoU is
+``IoU - (C - U) / C`` with ``C`` the area of the smallest enclosing box; it lies in [-1, 1] and is
+-1 for a pair with an empty enclosing box.
+
+Example:
+    >>> iou_matrix([[0, 0, 0.5, 1]], [[0, 0, 1, 1]]).tolist()
+    [[0.5]]
+    >>> giou_matrix([[0, 0, 1, 1]], [[2, 0, 3, 1]]).tolist()
+    [[-0.3333333333333333]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from radvlm_verl.boxes.formats import as_box_array
+
+__all__ = ["giou_matrix", "iou_matrix"]
+
+_TINY = np.nextafter(0.0, 1.0)  # the smallest positive float: exact for any positive union
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection and union areas, both ``(len(a), len(b))``."""
+    area_a = np.prod(np.maximum(a[:, 2:] - a[:, :2], 0.0), axis=1)
+    area_b = np.prod(np.maximum(b[:, 2:] - b[:, :2], 0.0), axis=1)
+    wh = np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2])
+    np.maximum(wh, 0.0, out=wh)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return inter, union
+
+
+def iou_matrix(a: Any, b: Any) -> np.ndarray:
+    """IoU of every box of ``a`` with every box of ``b``: float64 ``(len(a), len(b))`` in [0, 1]."""
+    a, b = as_box_array(a), as_box_array(b)
+    inter, union = _pairwise(a, b)
+    # union <= 0 only when inter == 0 (IoU 0); the cap absorbs round-off on near-identical boxes
+    return np.minimum(inter / np.maximum(union, _TINY), 1.0)
+
+
+def giou_matrix(a: Any, b: Any) -> np.ndarray:
+    """Generalised IoU of every pair: float64 ``(len(a), len(b))`` in [-1, 1]."""
+    a, b = as_box_array(a), as_box_array(b)
+    inter, union = _pairwise(a, b)
+    iou = np.minimum(inter / np.maximum(union, _TINY), 1.0)
+    hull_wh = np.maximum(a[:, None, 2:], b[None, :, 2:]) - np.minimum(a[:, None, :2], b[None, :, :2])
+    np.maximum(hull_wh, 0.0, out=hull_wh)
+    hull = hull_wh[..., 0] * hull_wh[..., 1]
+    penalty = np.ones_like(inter)
+    np.divide(hull - np.maximum(union, 0.0), hull, out=penalty, where=hull > 0)
+    return np.clip(iou - penalty, -1.0, 1.0)

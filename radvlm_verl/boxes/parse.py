@@ -1,0 +1,256 @@
+"""Read boxes out of model text and ground truth out of parquet values.
+
+Model text (:func:`parse_boxes`): every bracketed 4-tuple of numbers ``[a, b, c, d]`` in order of
+appearance, whatever surrounds it. That one rule covers the three styles models use:
+
+- RadVLM sentences: ``"The left lung is at [0.12, 0.2, 0.48, 0.85] and [0.5, 0.2, 0.9, 0.8]."``;
+- Qwen JSON, fenced or not: ``[{"bbox_2d": [120, 200, 480, 850], "label": "left lung"}]``
+  (the ``label`` of the enclosing ``{...}`` object is kept);
+- bare integer lists: ``[120, 200, 480, 850]``.
+
+Numbers may carry a minus sign, decimals and an exponent. Which *frame* the numbers are in is
+configuration (:mod:`radvlm_verl.boxes.formats`), never guessed from their size. The patterns use
+possessive quantifiers, so scanning is linear in the text length even on adversarial input
+(megabytes of digits and brackets).
+
+Ground truth (:func:`parse_ground_truth`): the parquet contract's JSON string (``"boxes"`` or, for
+detection, ``"objects"``), the short form ``{"boxes": [...]}``, a JSON list of boxes, the reference
+pipeline's answer sentence with boxes in the text, a list of boxes, or a numpy object array.
+
+Example:
+    >>> parse_boxes('```json\\n[{"bbox_2d": [50, 80, 200, 240], "label": "nodule"}]\\n```').labels
+    ['nodule']
+    >>> parse_ground_truth('{"boxes": [[0.05, 0.08, 0.2, 0.24]]}').boxes.tolist()
+    [[0.05, 0.08, 0.2, 0.24]]
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, valid_boxes
+
+__all__ = [
+    "BOX_PATTERN",
+    "GroundTruth",
+    "ParsedBoxes",
+    "Prediction",
+    "checked_ground_truth",
+    "parse_boxes",
+    "parse_ground_truth",
+    "read_prediction",
+]
+
+_NUM = r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)"
+_SEP = r"\s*+,\s*+"
+BOX_PATTERN = re.compile(r"\[\s*+" + _NUM + _SEP + _NUM + _SEP + _NUM + _SEP + _NUM + r"\s*+\]")
+# Innermost JSON-like objects; labels are looked up only inside them.
+_OBJECT_PATTERN = re.compile(r"\{[^{}]*+\}")
+_LABEL_PATTERN = re.compile(r'"label"\s*+:\s*+"((?:[^"\\]|\\.)*+)"')
+
+
+@dataclass
+class ParsedBoxes:
+    """Boxes as written in a text, in the writer's frame and order.
+
+    Attributes:
+        boxes: float64 ``(n, 4)``; overflowing numbers (``1e999``) appear as ``inf``.
+        labels: the ``"label"`` of each box's enclosing JSON object, else ``None``.
+    """
+
+    boxes: np.ndarray
+    labels: list[str | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+def _decode_label(raw: str) -> str:
+    try:
+        return json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+
+
+def parse_boxes(text: str) -> ParsedBoxes:
+    """Every ``[a, b, c, d]`` in ``text`` (see module docs); never raises on any string."""
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    if "[" not in text:
+        return ParsedBoxes(np.zeros((0, 4)), [])
+    matches = list(BOX_PATTERN.finditer(text))
+    if not matches:
+        return ParsedBoxes(np.zeros((0, 4)), [])
+    boxes = np.array([[float(g) for g in m.groups()] for m in matches], dtype=np.float64)
+    labels: list[str | None] = [None] * len(matches)
+    if "{" in text and '"label"' in text:
+        starts, ends, names = [], [], []
+        for obj in _OBJECT_PATTERN.finditer(text):
+            found = _LABEL_PATTERN.search(obj.group())
+            if found:
+                starts.append(obj.start())
+                ends.append(obj.end())
+                names.append(_decode_label(found.group(1)))
+        for i, m in enumerate(matches):
+            j = bisect.bisect_right(starts, m.start()) - 1
+            if j >= 0 and m.end() <= ends[j]:
+                labels[i] = names[j]
+    return ParsedBoxes(boxes, labels)
+
+
+@dataclass
+class Prediction:
+    """A model's boxes in normalised coordinates, ready to score.
+
+    Attributes:
+        boxes: float64 ``(n, 4)`` normalised to the original image; valid boxes are clipped to
+            [0, 1], invalid ones are kept as written (divided by the frame size).
+        valid: boolean ``(n,)``; see :func:`radvlm_verl.boxes.formats.valid_boxes`.
+        labels: per-box labels from Qwen JSON objects, else ``None``.
+    """
+
+    boxes: np.ndarray
+    valid: np.ndarray
+    labels: list[str | None]
+
+    @property
+    def n_invalid(self) -> int:
+        return int(len(self.valid) - self.valid.sum())
+
+
+def read_prediction(text: str, frame: Frame, tolerance: float = RANGE_TOLERANCE) -> Prediction:
+    """Parse ``text``, convert from ``frame`` to normalised coordinates and flag invalid boxes."""
+    parsed = parse_boxes(text)
+    if len(parsed) == 0:
+        return Prediction(parsed.boxes, np.zeros(0, dtype=bool), [])
+    boxes = parsed.boxes / frame.scale  # frame sizes are >= 1: no overflow, inf/NaN pass through
+    valid = valid_boxes(boxes, tolerance)
+    boxes = np.where(valid[:, None], np.minimum(np.maximum(boxes, 0.0), 1.0), boxes)
+    return Prediction(boxes, valid, parsed.labels)
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Ground-truth boxes of one sample, normalised ``xyxy`` on the original image (read-only).
+
+    Attributes:
+        boxes: float64 ``(n, 4)``, not writeable; ``n == 0`` means the image has no finding.
+        labels: one label per box (``None`` where the source has none).
+        image_size: ``(W0, H0)`` when the JSON carries ``image_size``.
+    """
+
+    boxes: np.ndarray
+    labels: tuple[str | None, ...]
+    image_size: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        self.boxes.setflags(write=False)  # instances are cached and shared between calls
+
+
+def _to_plain(value: Any) -> Any:
+    """pandas/pyarrow hand nested lists back as numpy object arrays; turn them into lists."""
+    if isinstance(value, np.ndarray):
+        return [_to_plain(v) for v in value] if value.dtype == object else value.tolist()
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def checked_ground_truth(boxes: Any, where: str = "") -> np.ndarray:
+    """``boxes`` as a normalised ``(n, 4)`` array; ``ValueError`` naming the first box that is not one."""
+    arr = as_box_array(boxes)
+    if len(arr) == 0:
+        return arr
+    bad = ~(
+        np.isfinite(arr).all(axis=1)
+        & (arr[:, 2] >= arr[:, 0])
+        & (arr[:, 3] >= arr[:, 1])
+        & (arr >= -1e-9).all(axis=1)
+        & (arr <= 1 + 1e-9).all(axis=1)
+    )
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        place = f"{where} " if where else ""
+        raise ValueError(
+            f"ground truth {place}box {i} = {arr[i].tolist()} is not a normalised [x1, y1, x2, y2] box "
+            "with 0 <= x1 <= x2 <= 1 and 0 <= y1 <= y2 <= 1"
+        )
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _from_mapping(value: dict) -> GroundTruth:
+    coord = value.get("coord")
+    if coord not in (None, "xyxy_norm01"):
+        raise ValueError(f"ground truth coord={coord!r} is not supported; store boxes as 'xyxy_norm01'")
+    size = value.get("image_size")
+    image_size = (float(size[0]), float(size[1])) if size is not None and len(size) == 2 else None
+    if "objects" in value and value["objects"] is not None:
+        boxes, labels = [], []
+        for k, obj in enumerate(value["objects"]):
+            if not isinstance(obj, dict) or "boxes" not in obj:
+                raise ValueError(f"ground truth objects[{k}] must be a dict with 'boxes', got {obj!r}")
+            arr = checked_ground_truth(obj["boxes"] if obj["boxes"] is not None else [], f"objects[{k}]")
+            boxes.append(arr)
+            labels.extend([obj.get("label")] * len(arr))
+        stacked = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+        return GroundTruth(stacked, tuple(labels), image_size)
+    if "boxes" in value:
+        arr = checked_ground_truth(value["boxes"] if value["boxes"] is not None else [], "'boxes'")
+        return GroundTruth(arr, (value.get("label"),) * len(arr), image_size)
+    raise ValueError(f"ground truth JSON needs 'boxes' or 'objects', got keys {sorted(value)}")
+
+
+def parse_ground_truth(value: Any) -> GroundTruth:
+    """Normalised ground-truth boxes from any stored form (see module docs).
+
+    String ground truth is parsed once and cached: the rollouts of one GRPO group share it.
+
+    Raises:
+        ValueError: a box that is not normalised ``xyxy`` (non-finite, inverted, outside [0, 1]),
+            an unsupported ``coord``, or a value of an unsupported type.
+    """
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        return _parse_ground_truth_string(value)
+    return _parse_ground_truth_value(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ground_truth_string(value: str) -> GroundTruth:
+    return _parse_ground_truth_value(value)
+
+
+def _parse_ground_truth_value(value: Any) -> GroundTruth:
+    value = _to_plain(value)
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in ("{", "["):
+            try:
+                value = json.loads(stripped)
+            except ValueError:
+                value = stripped  # the reference's answer sentence may start with a bracket
+        if isinstance(value, str):
+            arr = checked_ground_truth(parse_boxes(value).boxes, "text")
+            return GroundTruth(arr, (None,) * len(arr))
+    if isinstance(value, dict):
+        return _from_mapping(value)
+    if isinstance(value, list):
+        if value and isinstance(value[0], dict):
+            return _from_mapping({"objects": value})
+        if len(value) == 4 and all(isinstance(v, int | float) for v in value):
+            value = [value]  # a single bare box
+        arr = checked_ground_truth(value, "list")
+        return GroundTruth(arr, (None,) * len(arr))
+    if value is None:
+        raise ValueError("ground truth is None; expected boxes (JSON string, text or list)")
+    raise ValueError(f"unsupported ground truth type {type(value).__name__}; expected a JSON string, text or boxes")

@@ -1,0 +1,44 @@
+"""``radvlm-verl`` command line: doctor, demo, convert."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from radvlm_verl.converters.cli import add_convert_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radvlm-verl", description="GRPO for chest X-ray VLMs on verl")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    doctor = commands.add_parser("doctor", help="check that verl loads the plugin; list versions, GPUs, weights")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+
+    demo = commands.add_parser("demo", help="CPU demo: convert the bundled sample and score it through verl's reward loop")
+    demo.add_argument("--out-dir", type=Path, default=None)
+    demo.add_argument("--report-reward", default="rouge_l", help="report reward to demo (weight-free: rouge_l, gleu)")
+
+    add_convert_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "doctor":
+        from radvlm_verl import doctor
+
+        return doctor.main(as_json=args.json)
+    if args.command == "demo":
+        from radvlm_verl.demo.run import run_demo
+
+        run_demo(args.out_dir, report_reward=args.report_reward)
+        return 0
+    if args.command == "convert":
+        return args._run(args)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""Pieces every dataset converter shares: options, streaming CSV reading, report text, boxes, rows.
+
+A converter reads its dataset's public layout, yields ``(split, row)`` pairs built with
+:class:`RowBuilder`, and hands them to :func:`radvlm_verl.converters.rows.write_splits`, which
+streams them to parquet atomically and runs the leakage check before anything is renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radvlm_verl import templates
+from radvlm_verl.converters.rows import (
+    BOX_FORMATS,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    ConversionError,
+    image_entry,
+    make_row,
+    split_fraction,
+)
+
+THINKING_MODES = ("off", "suffix", "native")
+SPLITS = ("train", "val", "test")
+
+# Official split names of the releases -> the file names written here.
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validate": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommonOptions:
+    """Options every ``convert <dataset>`` command takes (CLI flags of the same names)."""
+
+    thinking: str = "off"  # off | suffix (append " /think", RadVLM-Thinking) | native (Qwen3-VL-Thinking)
+    system_prompt: str | None = None
+    style_constraint: bool = False  # one-paragraph report instruction, for base models
+    box_format: str = "radvlm_norm01"  # how the model answers boxes (ground truth stays norm01)
+    box_hint: bool = False  # append the box-format instruction to grounding prompts
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    embed_images: bool = False
+    eval_files: tuple[Path, ...] = ()  # converted evaluation parquet files the train set must not overlap
+    allow_leakage: bool = False
+    progress: bool = True
+    limit: int | None = None  # stop after this many input records (smoke runs)
+
+    def __post_init__(self) -> None:
+        if self.thinking not in THINKING_MODES:
+            raise ValueError(f"thinking must be one of {THINKING_MODES}, got {self.thinking!r}")
+        if self.box_format not in BOX_FORMATS:
+            raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {self.box_format!r}")
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
+
+
+def normalise_split(name: str, where: str) -> str:
+    """``train`` / ``val`` / ``test`` for a release's split name (``validate``, ``valid``, ...)."""
+    split = _SPLIT_ALIASES.get(str(name).strip().lower())
+    if split is None:
+        raise ConversionError(f"{where}: unknown split {name!r}; expected one of {sorted(_SPLIT_ALIASES)}")
+    return split
+
+
+def carve_split(patient_id: str, split: str, val_fraction: float = 0.0, test_fraction: float = 0.0) -> str:
+    """Move a stable fraction of ``train`` patients to ``val``/``test`` (patient-level, hash based)."""
+    if split != "train" or (val_fraction <= 0 and test_fraction <= 0):
+        return split
+    u = split_fraction(patient_id)
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+# --- streaming CSV ---------------------------------------------------------------------------
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file, transparently gunzipping ``*.gz`` (the MIMIC CSVs ship gzipped)."""
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open("r", encoding="utf-8", newline="")
+
+
+def iter_csv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(line_number, row)`` from a CSV one row at a time.
+
+    Raises :class:`ConversionError` naming the file when a required column is missing, and the file
+    and line when a row has the wrong number of fields or the CSV is malformed.
+    """
+    path = Path(path)
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ConversionError(f"{path}: empty file, expected a header row") from None
+        except csv.Error as exc:
+            raise ConversionError(f"{path}: line 1: malformed CSV: {exc}") from exc
+        header = [h.strip().lstrip("\ufeff") for h in header]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ConversionError(f"{path}: missing column(s) {missing}; header is {header}")
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise ConversionError(f"{path}: line {reader.line_num}: malformed CSV: {exc}") from exc
+            if not values:
+                continue
+            if len(values) != len(header):
+                raise ConversionError(
+                    f"{path}: line {reader.line_num}: expected {len(header)} fields, got {len(values)}"
+                )
+            yield reader.line_num, dict(zip(header, values))
+
+
+def parse_float(row: dict[str, str], column: str, where: str, *, allow_empty: bool = False) -> float | None:
+    """``row[column]`` as a finite float; empty/NaN gives None when ``allow_empty``."""
+    raw = (row.get(column) or "").strip()
+    if raw == "" or raw.lower() == "nan":
+        if allow_empty:
+            return None
+        raise ConversionError(f"{where}: column {column!r} is empty")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConversionError(f"{where}: column {column!r} is not a number: {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConversionError(f"{where}: column {column!r} is not finite: {raw!r}")
+    return value
+
+
+def parse_int(row: dict[str, str], column: str, where: str) -> int:
+    value = parse_float(row, column, where)
+    if value != int(value) or value <= 0:
+        raise ConversionError(f"{where}: column {column!r} must be a positive integer, got {row.get(column)!r}")
+    return int(value)
+
+
+def load_json(path: str | Path) -> Any:
+    """Parse a JSON file; a syntax error names the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path}: no such file")
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+
+
+def progress(iterable: Iterable, *, desc: str, enabled: bool, total: int | None = None) -> Iterable:
+    """A tqdm progress bar on stderr (a no-op when disabled)."""
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit=" rows", mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
+
+
+# --- report text -----------------------------------------------------------------------------
+
+_WS = re.compile(r"\s+")
+
+
+def clean_report(text: str | None) -> str:
+    """One paragraph: newlines and runs of spaces collapsed; de-id tokens (``___``, ``XXXX``) kept."""
+    return _WS.sub(" ", text or "").strip()
+
+
+def first_section(sections: dict[str, str | None], order: Sequence[str]) -> tuple[str, str | None]:
+    """``(text, section_name)`` of the first non-empty section in ``order`` (``("", None)`` if none)."""
+    for name in order:
+        text = clean_report(sections.get(name))
+        if text:
+            return text, name
+    return "", None
+
+
+# --- boxes -----------------------------------------------------------------------------------
+
+
+def norm_box(x1: float, y1: float, x2: float, y2: float, width: float, height: float) -> list[float] | None:
+    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy`` clipped; None if degenerate.
+
+    >>> norm_box(100, 200, 400, 600, 2000, 2500)
+    [0.05, 0.08, 0.2, 0.24]
+    """
+    box = [
+        min(max(x1 / width, 0.0), 1.0),
+        min(max(y1 / height, 0.0), 1.0),
+        min(max(x2 / width, 0.0), 1.0),
+        min(max(y2 / height, 0.0), 1.0),
+    ]
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return box
+
+
+def clip_norm_box(box: Sequence[float]) -> list[float] | None:
+    """An already normalised box clipped to [0, 1]; None if degenerate."""
+    return norm_box(*[float(v) for v in box], 1.0, 1.0)
+
+
+def grounding_truth(task: str, label: str, boxes: Sequence[Sequence[float]], width: int, height: int) -> str:
+    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``)."""
+    return json.dumps(
+        {
+            "task": task,
+            "label": label,
+            "boxes": [list(map(float, b)) for b in boxes],
+            "coord": "xyxy_norm01",
+            "image_size": [int(width), int(height)],
+        }
+    )
+
+
+def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], width: int, height: int) -> str:
+    """Ground-truth JSON of an abnormality-detection row (``objects`` empty for no finding)."""
+    return json.dumps(
+        {
+            "task": "abnormality_detection",
+            "objects": [{"label": label, "boxes": [list(map(float, b)) for b in boxes]} for label, boxes in objects],
+            "coord": "xyxy_norm01",
+            "image_size": [int(width), int(height)],
+        }
+    )
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RowBuilder:
+    """Builds contract rows for one dataset, numbering ``extra_info.index`` per split."""
+
+    dataset: str
+    options: CommonOptions
+    _index: Counter = field(default_factory=Counter)
+
+    def prompt(self, task: str, key: str, label: str | None = None) -> list[dict[str, str]]:
+        o = self.options
+        return templates.render_prompt(
+            task,
+            key=key,
+            label=label,
+            thinking_suffix=o.thinking == "suffix",
+            system_prompt=o.system_prompt,
+            box_format=o.box_format if (o.box_hint and task != "report") else None,
+            style_constraint=o.style_constraint,
+        )
+
+    def row(
+        self,
+        *,
+        task: str,
+        split: str,
+        row_id: str,
+        patient_id: str,
+        image_path: Path,
+        image_relpath: str,
+        width: int,
+        height: int,
+        ground_truth: str,
+        label: str | None = None,
+        prompt: list[dict[str, str]] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        o = self.options
+        family = "report" if task == "report" else "grounding"
+        index = self._index[split]
+        self._index[split] += 1
+        row = make_row(
+            data_source=f"cxr_{family}/{self.dataset}",
+            prompt=prompt if prompt is not None else self.prompt(task, row_id, label),
+            image=image_entry(image_path, min_pixels=o.min_pixels, max_pixels=o.max_pixels, embed=o.embed_images),
+            ground_truth=ground_truth,
+            extra_info={
+                "split": split,
+                "index": index,
+                "id": row_id,
+                "dataset": self.dataset,
+                "task": task,
+                "patient_id": str(patient_id),
+                "image_relpath": image_relpath,
+                "orig_width": int(width),
+                "orig_height": int(height),
+                "box_format": None if task == "report" else o.box_format,
+                "label": label,
+                "thinking": o.thinking != "off",
+            },
+        )
+        return split, row
+
+
+def resolve_image(root: Path, relpath: str, alternatives: Sequence[str] = ()) -> Path | None:
+    """The first existing file among ``root/relpath`` and ``root/<alternative>``; None if none exists."""
+    for candidate in (relpath, *alternatives):
+        path = root / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def write_rows(
+    rows: Iterable[tuple[str, dict[str, Any]]], out_dir: str | Path, summary: Any, options: CommonOptions
+) -> Any:
+    """Stream rows to ``<out_dir>/<split>.parquet`` with the leakage check of ``options``."""
+    from radvlm_verl.converters.leakage import LeakageCheck
+    from radvlm_verl.converters.rows import write_splits
+
+    check = LeakageCheck(eval_files=tuple(Path(p) for p in options.eval_files), allow=options.allow_leakage)
+    return write_splits(rows, out_dir, summary, embed_images=options.embed_images, leakage=check)
+
+
+def limited(iterable: Iterable, limit: int | None) -> Iterator:
+    """The first ``limit`` items (all when None)."""
+    for n, item in enumerate(iterable):
+        if limit is not None and n >= limit:
+            return
+        yield item

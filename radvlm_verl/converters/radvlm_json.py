@@ -1,0 +1,295 @@
+"""RadVLM instruction JSON (LLaVA style) -> verl parquet.
+
+Input: ``[{"image": path, "conversations": [{"from": "human"|"gpt", "value": ...}, ...], "id": ...}]``
+as written by RadVLM's ``create_llava_dataset.py``. The task of a row is read from its ``id``
+prefix (e.g. ``mimic-train_12`` is a MIMIC-CXR report, ``mscxr-train1_7`` MS-CXR phrase
+grounding). Each (human, gpt) turn pair of a row becomes one parquet row (every turn, not only
+the first).
+
+Ground truth: the answer text for reports; for grounding tasks the boxes written in the answer
+(RadVLM writes normalised ``[x1, y1, x2, y2]``), parsed with :func:`radvlm_verl.boxes.parse_boxes`
+into the contract's JSON. Detection answers name each finding before its boxes
+(``"Cardiomegaly: [..]. Nodule/Mass: [..], [..]"``); the words before a box become its label.
+
+Splits are by patient: every image of one patient lands in the same split. The patient key is read
+from the image path (MIMIC ``p10/p10000032/...``, CheXpert ``patient00001``), else the file name.
+
+Example (the demo data shipped with the package)::
+
+    radvlm-verl convert radvlm-json radvlm_verl/demo/data/radvlm_sample.json --out-dir /tmp/demo --val-size 2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from radvlm_verl import templates
+from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
+from radvlm_verl.converters.common import clip_norm_box, detection_truth, grounding_truth
+from radvlm_verl.converters.leakage import LeakageCheck
+from radvlm_verl.converters.rows import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    ConversionError,
+    ConversionSummary,
+    image_entry,
+    make_row,
+    split_fraction,
+    write_splits,
+)
+
+# id prefix -> (task, dataset). Order matters: the first matching prefix wins.
+ID_PREFIXES: tuple[tuple[str, str | None, str], ...] = (
+    ("mimic-labels", None, "mimic_cxr"),  # abnormality classification: not an RL task here
+    ("mimic", "report", "mimic_cxr"),
+    ("chexpertplus", "report", "chexpert_plus"),
+    ("chexpert", None, "chexpert"),  # classification
+    ("chestima", "anatomy_grounding", "chest_imagenome"),
+    ("vindr-cxr-mono", "abnormality_grounding", "vindr_cxr"),
+    ("vindr-cxr", "abnormality_detection", "vindr_cxr"),
+    ("mscxr", "phrase_grounding", "ms_cxr"),
+    ("padchest", "phrase_grounding", "padchest_gr"),
+    ("conv", None, "conversation"),
+)
+
+RL_TASKS = ("report", "phrase_grounding", "anatomy_grounding", "abnormality_grounding", "abnormality_detection")
+
+_PATIENT_PATTERNS = (
+    re.compile(r"/p\d{2}/p(\d+)/s\d+/"),  # MIMIC-CXR tree
+    re.compile(r"(patient\d+)"),  # CheXpert
+)
+
+
+def task_of(row_id: str) -> tuple[str | None, str]:
+    """``(task, dataset)`` for a RadVLM row id; task is None for tasks without an RL reward here."""
+    for prefix, task, dataset in ID_PREFIXES:
+        if row_id.startswith(prefix):
+            return task, dataset
+    return None, "unknown"
+
+
+def patient_key(image_path: str) -> str:
+    """The patient a RadVLM image belongs to, read from its path (file stem when unknown)."""
+    normalised = image_path.replace("\\", "/")
+    for pattern in _PATIENT_PATTERNS:
+        match = pattern.search(normalised)
+        if match:
+            return match.group(1)
+    return Path(normalised).stem
+
+
+@dataclass(frozen=True)
+class Options:
+    image_root: Path | None = None
+    val_size: int = 128
+    split_name: str | None = None  # write every row to this split instead of train/val
+    tasks: tuple[str, ...] = RL_TASKS
+    thinking: str = "off"  # off | suffix (append " /think", RadVLM-Thinking) | native (Qwen3-VL-Thinking)
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    embed_images: bool = False
+    skip_missing_images: bool = False
+    system_prompt: str | None = None
+    eval_files: tuple[Path, ...] = ()  # converted evaluation parquet files the train set must not overlap
+    allow_leakage: bool = False
+
+
+def _load(json_path: Path) -> list[Any]:
+    if not json_path.is_file():
+        raise ConversionError(f"{json_path}: no such file")
+    try:
+        with json_path.open("rb") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ConversionError(f"{json_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+    if not isinstance(data, list):
+        raise ConversionError(f"{json_path}: expected a JSON list of rows, got {type(data).__name__}")
+    return data
+
+
+def _turn_pairs(record: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    convs = record.get("conversations")
+    if not isinstance(convs, list) or len(convs) < 2:
+        raise ConversionError(f"{where}: 'conversations' must be a list with at least one human/gpt pair")
+    pairs = []
+    for i in range(0, len(convs) - 1, 2):
+        human, gpt = convs[i], convs[i + 1]
+        if not (isinstance(human, dict) and isinstance(gpt, dict)):
+            raise ConversionError(f"{where}: conversation turns {i} and {i + 1} must be objects")
+        if human.get("from") != "human" or gpt.get("from") != "gpt":
+            raise ConversionError(
+                f"{where}: turns {i} and {i + 1} must be from 'human' then 'gpt', got "
+                f"{human.get('from')!r} then {gpt.get('from')!r}"
+            )
+        if not isinstance(human.get("value"), str) or not isinstance(gpt.get("value"), str):
+            raise ConversionError(f"{where}: turn values must be strings")
+        pairs.append((human["value"], gpt["value"]))
+    return pairs
+
+
+def _validate(record: Any, position: int, json_path: Path) -> tuple[str, str]:
+    where = f"{json_path}: row {position}"
+    if not isinstance(record, dict):
+        raise ConversionError(f"{where}: expected an object, got {type(record).__name__}")
+    row_id, image = record.get("id"), record.get("image")
+    if not isinstance(row_id, str | int) or row_id == "":
+        raise ConversionError(f"{where}: missing 'id'")
+    where = f"{where} (id {row_id!r})"
+    if not isinstance(image, str) or not image:
+        raise ConversionError(f"{where}: missing 'image' path")
+    return str(row_id), image
+
+
+def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: Options = Options()) -> ConversionSummary:
+    """Convert a RadVLM JSON file to ``train.parquet`` / ``val.parquet`` (or one named split).
+
+    Raises :class:`ConversionError` naming the row on malformed input or a missing image (unless
+    ``skip_missing_images``); no output file is created or replaced in that case.
+    """
+    json_path = Path(json_path)
+    records = _load(json_path)
+    image_root = options.image_root or json_path.parent
+    summary = ConversionSummary()
+
+    # Pass 1: validate every record and pick the validation patients before writing anything.
+    kept: list[tuple[int, str, str, str, str, list[tuple[str, str]]]] = []
+    for position, record in enumerate(records):
+        row_id, image = _validate(record, position, json_path)
+        task, dataset = task_of(row_id)
+        if task is None:
+            summary.drop(f"task without an RL reward ({dataset})", row_id)
+            continue
+        if task not in options.tasks:
+            summary.drop(f"task {task} not selected (--tasks)", row_id)
+            continue
+        pairs = _turn_pairs(record, f"{json_path}: row {position} (id {row_id!r})")
+        kept.append((position, row_id, image, task, dataset, pairs))
+
+    val_patients: set[str] = set()
+    if options.split_name is None and options.val_size > 0:
+        counts: dict[str, int] = {}
+        for _, _, image, _, _, pairs in kept:
+            counts[patient_key(image)] = counts.get(patient_key(image), 0) + len(pairs)
+        total = 0
+        for patient in sorted(counts, key=lambda p: (split_fraction(p), p)):
+            if total >= options.val_size:
+                break
+            val_patients.add(patient)
+            total += counts[patient]
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        index = {"train": 0, "val": 0}
+        for position, row_id, image, task, dataset, pairs in kept:
+            path = Path(image) if os.path.isabs(image) else image_root / image
+            try:
+                with Image.open(path) as im:
+                    width, height = im.size
+            except (FileNotFoundError, OSError) as exc:
+                if options.skip_missing_images:
+                    summary.drop("image missing or unreadable", row_id)
+                    continue
+                raise ConversionError(
+                    f"{json_path}: row {position} (id {row_id!r}): cannot read image {path}: {exc}"
+                ) from exc
+            patient = patient_key(image)
+            split = options.split_name or ("val" if patient in val_patients else "train")
+            for turn, (question, answer) in enumerate(pairs):
+                index.setdefault(split, 0)
+                family = "report" if task == "report" else "grounding"
+                prompt = templates.render_prompt(
+                    task,
+                    key=row_id,
+                    question=question,
+                    thinking_suffix=options.thinking == "suffix",
+                    system_prompt=options.system_prompt,
+                )
+                turn_id = row_id if len(pairs) == 1 else f"{row_id}#{turn}"
+                if family == "report":
+                    ground_truth = answer.strip()
+                    if not ground_truth:
+                        summary.drop("empty reference report", turn_id)
+                        continue
+                else:
+                    ground_truth = grounding_answer_truth(task, answer, record_label(records[position]), width, height)
+                    if ground_truth is None:
+                        summary.drop("grounding answer without a valid box", turn_id)
+                        continue
+                yield split, make_row(
+                    data_source=f"cxr_{family}/{dataset}",
+                    prompt=prompt,
+                    image=image_entry(
+                        path, min_pixels=options.min_pixels, max_pixels=options.max_pixels, embed=options.embed_images
+                    ),
+                    ground_truth=ground_truth,
+                    extra_info={
+                        "split": split,
+                        "index": index[split],
+                        "id": turn_id,
+                        "dataset": dataset,
+                        "task": task,
+                        "patient_id": patient,
+                        "image_relpath": image,
+                        "orig_width": width,
+                        "orig_height": height,
+                        "box_format": None if family == "report" else "radvlm_norm01",
+                        "label": None if family == "report" else record_label(records[position]),
+                        "thinking": options.thinking != "off",
+                    },
+                )
+                index[split] += 1
+
+    check = LeakageCheck(eval_files=tuple(Path(p) for p in options.eval_files), allow=options.allow_leakage)
+    return write_splits(rows(), out_dir, summary, embed_images=options.embed_images, leakage=check)
+
+
+def record_label(record: dict[str, Any]) -> str | None:
+    """The finding/region label a RadVLM row carries (``label`` or a single ``labels`` entry)."""
+    for key in ("label", "labels"):
+        value = record.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+_LABEL_TAIL = re.compile(r"(?:\s*[:,]|\s+(?:is|are|at|located|seen|in|on|found|shown))+\s*$", re.IGNORECASE)
+
+
+def detection_objects(answer: str) -> list[tuple[str, list[list[float]]]]:
+    """``[(label, boxes)]`` from a detection answer: each box's label is the text just before it.
+
+    >>> detection_objects("Cardiomegaly: [0.3, 0.5, 0.7, 0.8]. Nodule/Mass: [0.1, 0.1, 0.2, 0.2], [0.6, 0.1, 0.7, 0.2]")
+    [('Cardiomegaly', [[0.3, 0.5, 0.7, 0.8]]), ('Nodule/Mass', [[0.1, 0.1, 0.2, 0.2], [0.6, 0.1, 0.7, 0.2]])]
+    """
+    objects: dict[str, list[list[float]]] = {}
+    label, previous_end = None, 0
+    for match in BOX_PATTERN.finditer(answer):
+        between = answer[previous_end : match.start()]
+        fragment = re.split(r"[.;\n]", between)[-1]
+        fragment = _LABEL_TAIL.sub("", fragment.strip(" ,:-")).strip(" ,:-")
+        if fragment and fragment.lower() not in ("and", "or"):
+            label = fragment
+        previous_end = match.end()
+        box = clip_norm_box([float(v) for v in match.groups()])
+        if box is not None:
+            objects.setdefault(label or "abnormality", []).append(box)
+    return list(objects.items())
+
+
+def grounding_answer_truth(task: str, answer: str, label: str | None, width: int, height: int) -> str | None:
+    """Contract ground-truth JSON from a RadVLM answer; None when a one-label answer has no valid box."""
+    if task == "abnormality_detection":
+        return detection_truth(detection_objects(answer), width, height)
+    boxes = [b for b in (clip_norm_box(box) for box in parse_boxes(answer).boxes.tolist()) if b is not None]
+    if not boxes:
+        return None
+    return grounding_truth(task, label, boxes, width, height)

@@ -1,0 +1,254 @@
+"""The parquet row contract shared by every converter, and its atomic, streaming writer.
+
+One row per (image, task instance), in verl's multimodal layout::
+
+    data_source   str                 e.g. "cxr_report/mimic_cxr", "cxr_grounding/ms_cxr"
+    prompt        list<{role, content}>   user content is "<image>\\n<question>"
+    images        list<{image, min_pixels, max_pixels}>   (or {bytes, ...} with --embed-images)
+    ability       str                 "radiology"
+    reward_model  {style, ground_truth}   ground truth always a string (report text, or box JSON)
+    extra_info    struct with EXTRA_INFO_FIELDS, identical on every row of every task
+
+The schema is explicit so that files of different datasets and tasks concatenate in verl (a field
+that is null in every row of one file would otherwise get arrow type ``null``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
+DEFAULT_MIN_PIXELS = 1024
+DEFAULT_MAX_PIXELS = 451584
+
+BOX_FORMATS = ("radvlm_norm01", "qwen_rel1000", "qwen25_abs")
+TASKS = ("report", "phrase_grounding", "anatomy_grounding", "abnormality_grounding", "abnormality_detection")
+
+EXTRA_INFO_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
+    ("split", pa.string()),
+    ("index", pa.int64()),
+    ("id", pa.string()),
+    ("dataset", pa.string()),
+    ("task", pa.string()),
+    ("patient_id", pa.string()),
+    ("image_relpath", pa.string()),
+    ("orig_width", pa.int64()),
+    ("orig_height", pa.int64()),
+    ("box_format", pa.string()),
+    ("label", pa.string()),
+    ("thinking", pa.bool_()),
+    ("min_pixels", pa.int64()),
+    ("max_pixels", pa.int64()),
+)
+
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+
+
+def row_schema(embed_images: bool = False) -> pa.Schema:
+    """Arrow schema of a converted file (path images by default, embedded bytes on request)."""
+    image_source = ("bytes", pa.binary()) if embed_images else ("image", pa.string())
+    image = pa.struct([image_source, ("min_pixels", pa.int64()), ("max_pixels", pa.int64())])
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(_MESSAGE)),
+            ("images", pa.list_(image)),
+            ("ability", pa.string()),
+            ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+            ("extra_info", pa.struct(list(EXTRA_INFO_FIELDS))),
+        ]
+    )
+
+
+class ConversionError(ValueError):
+    """Malformed input; the message names the file and the row or line."""
+
+
+def image_entry(
+    path: str | os.PathLike,
+    *,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    embed: bool = False,
+) -> dict[str, Any]:
+    """The ``images`` element for one image file: a ``file://`` URI, or the file's bytes."""
+    path = Path(path).resolve()
+    if embed:
+        return {"bytes": path.read_bytes(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
+    return {"image": path.as_uri(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
+
+
+def make_row(
+    *,
+    data_source: str,
+    prompt: list[dict[str, str]],
+    image: dict[str, Any],
+    ground_truth: str,
+    extra_info: dict[str, Any],
+) -> dict[str, Any]:
+    """Assemble and check one row; ``extra_info`` may omit fields (they become null)."""
+    unknown = set(extra_info) - {name for name, _ in EXTRA_INFO_FIELDS}
+    if unknown:
+        raise ValueError(f"extra_info has fields outside the contract: {sorted(unknown)}")
+    if extra_info.get("task") not in TASKS:
+        raise ValueError(f"extra_info['task'] must be one of {TASKS}, got {extra_info.get('task')!r}")
+    if extra_info.get("box_format") not in (None, *BOX_FORMATS):
+        raise ValueError(f"extra_info['box_format'] must be one of {BOX_FORMATS}, got {extra_info['box_format']!r}")
+    n_placeholders = sum(m["content"].count("<image>") for m in prompt)
+    if n_placeholders != 1:
+        raise ValueError(f"a row has one image, so its prompt needs exactly one <image>; found {n_placeholders}")
+    if not isinstance(ground_truth, str):
+        raise TypeError("ground_truth must be a string (report text or box JSON)")
+    info = {name: extra_info.get(name) for name, _ in EXTRA_INFO_FIELDS}
+    info["min_pixels"] = info["min_pixels"] if info["min_pixels"] is not None else image.get("min_pixels")
+    info["max_pixels"] = info["max_pixels"] if info["max_pixels"] is not None else image.get("max_pixels")
+    return {
+        "data_source": data_source,
+        "prompt": prompt,
+        "images": [image],
+        "ability": "radiology",
+        "reward_model": {"style": "rule", "ground_truth": ground_truth},
+        "extra_info": info,
+    }
+
+
+def split_fraction(key: str, salt: str = "radvlm-verl") -> float:
+    """A stable pseudo-random number in [0, 1) for ``key`` (patient-level split assignment)."""
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class AtomicParquetWriter:
+    """Stream rows into ``path`` through a temporary file renamed into place on success.
+
+    Rows are buffered ``batch_rows`` at a time (bounded memory); on any exception the temporary
+    file is removed and ``path`` is left as it was. Output bytes depend only on the rows.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema, batch_rows: int = 2048):
+        self.path = Path(path)
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.rows_written = 0
+        self._buffer: list[dict[str, Any]] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> AtomicParquetWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        return self
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= self.batch_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer and self._writer is not None:
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
+            self.rows_written += len(self._buffer)
+            self._buffer = []
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._flush()
+            if self._writer is not None:
+                self._writer.close()
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+                self._tmp = None
+        finally:
+            if self._tmp is not None and os.path.exists(self._tmp):
+                os.remove(self._tmp)
+
+
+@dataclass
+class ConversionSummary:
+    """What a conversion wrote and what it dropped, with a reason for every drop."""
+
+    written: Counter = field(default_factory=Counter)  # split -> rows
+    dropped: Counter = field(default_factory=Counter)  # reason -> rows
+    dropped_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> first ids
+    outputs: dict[str, str] = field(default_factory=dict)  # split -> path
+    notes: list[str] = field(default_factory=list)  # e.g. split disagreements, allowed leakage
+
+    def drop(self, reason: str, row_id: str) -> None:
+        self.dropped[reason] += 1
+        examples = self.dropped_examples.setdefault(reason, [])
+        if len(examples) < 5:
+            examples.append(row_id)
+
+    def format(self) -> str:
+        lines = [f"wrote {sum(self.written.values())} rows"]
+        lines += [f"  {split:<6} {n:>8}  {self.outputs.get(split, '')}" for split, n in sorted(self.written.items())]
+        if self.dropped:
+            lines.append(f"dropped {sum(self.dropped.values())} rows")
+            for reason, n in self.dropped.most_common():
+                lines.append(f"  {n:>8}  {reason}  (e.g. {', '.join(self.dropped_examples[reason])})")
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+def write_splits(
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    out_dir: str | os.PathLike,
+    summary: ConversionSummary,
+    *,
+    embed_images: bool = False,
+    file_names: dict[str, str] | None = None,
+    leakage: Any = None,
+) -> ConversionSummary:
+    """Write ``(split, row)`` pairs to ``<out_dir>/<split>.parquet`` atomically, all or nothing.
+
+    Every split file is staged first and renamed only when the whole input converted, so a
+    failure halfway leaves no new file behind. ``leakage`` (a
+    :class:`radvlm_verl.converters.leakage.LeakageCheck`) sees each split's patient keys before
+    anything is renamed and may refuse the whole write.
+    """
+    from radvlm_verl.converters.leakage import patient_key
+
+    out_dir = Path(out_dir)
+    schema = row_schema(embed_images)
+    names = file_names or {}
+    writers: dict[str, AtomicParquetWriter] = {}
+    keys_by_split: dict[str, set[str]] = {}
+    try:
+        for split, row in rows:
+            writer = writers.get(split)
+            if writer is None:
+                writer = AtomicParquetWriter(out_dir / names.get(split, f"{split}.parquet"), schema)
+                writer.__enter__()
+                writers[split] = writer
+                keys_by_split[split] = set()
+            writer.write(row)
+            if leakage is not None:
+                info = row["extra_info"]
+                key = patient_key(info.get("dataset"), info.get("patient_id"))
+                if key is not None:
+                    keys_by_split[split].add(key)
+        if leakage is not None:
+            leakage.check(keys_by_split)
+            summary.notes.extend(leakage.notes)
+    except BaseException as exc:
+        for writer in writers.values():
+            writer.__exit__(type(exc), exc, None)
+        raise
+    for split, writer in writers.items():
+        writer.__exit__(None, None, None)
+        summary.written[split] += writer.rows_written
+        summary.outputs[split] = str(writer.path)
+    return summary

@@ -1,0 +1,1 @@
+"""verl glue: the reward manager and the plugin entry point. Everything verl-specific lives here."""

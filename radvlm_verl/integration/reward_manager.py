@@ -1,0 +1,116 @@
+"""The ``radvlm`` reward manager for verl's reward loop (verl 0.9.x ``RewardManagerBase``).
+
+What it adds over verl's ``naive`` manager:
+
+- with no ``reward.custom_reward_function.path`` it scores with :func:`radvlm_verl.rewards.compute_score`
+  (verl's default dispatcher raises on CXR data sources), taking reward kwargs from
+  ``+reward.reward_kwargs.*``;
+- every component of the result goes into ``reward_extra_info`` (validation logs one metric per
+  component), and a run that mixes report and grounding samples gets one key set for all samples
+  (keys of the other task are NaN), because verl indexes every sample with sample 0's keys;
+- a non-finite or missing ``score`` is an error naming the sample, never a silent default.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager import register
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.utils.reward_score import default_compute_score
+
+from radvlm_verl import rewards
+
+MANAGER_NAME = "radvlm"
+
+
+def _plain(value: Any) -> Any:
+    """Convert OmegaConf containers to plain Python (reward kwargs may carry dicts of weights)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, DictConfig | ListConfig):
+            return OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf ships with verl
+        pass
+    return value
+
+
+@register(MANAGER_NAME)
+class RadVLMRewardManager(RewardManagerBase):
+    """Per-sample CXR reward manager (``reward.reward_manager.name=radvlm``)."""
+
+    def __init__(
+        self,
+        config,
+        tokenizer,
+        compute_score=None,
+        reward_router_address=None,
+        reward_model_tokenizer=None,
+        **kwargs: Any,
+    ):
+        super().__init__(config, tokenizer, compute_score)
+        self.reward_router_address = reward_router_address
+        self.reward_model_tokenizer = reward_model_tokenizer
+        self.uses_builtin = compute_score is None or compute_score is default_compute_score
+        if self.uses_builtin:
+            reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
+            reward_kwargs = reward_cfg.get("reward_kwargs", None) if reward_cfg is not None else None
+            self.reward_kwargs = {str(k): _plain(v) for k, v in dict(_plain(reward_kwargs) or {}).items()}
+            self.compute_score = rewards.compute_score
+            # One key set across tasks: keys come from the reward functions themselves.
+            self.key_schema = rewards.result_keys(**self.reward_kwargs)
+        else:
+            self.reward_kwargs = {}
+            self.key_schema = None
+        self.is_async = inspect.iscoroutinefunction(self.compute_score)
+
+    def _decode(self, data_item) -> str:
+        response_ids = data_item.batch["responses"]
+        response_length = response_ids.shape[-1]
+        valid_length = int(data_item.batch["attention_mask"][-response_length:].sum())
+        return self.tokenizer.decode(response_ids[:valid_length], skip_special_tokens=True)
+
+    async def run_single(self, data: DataProto) -> dict:
+        data_item = data[-1:][0]  # multi-output trajectories: score the last sequence
+        non_tensor = data_item.non_tensor_batch
+        data_source = non_tensor.get("data_source")
+        reward_model = non_tensor.get("reward_model") or {}
+        ground_truth = reward_model.get("ground_truth") if hasattr(reward_model, "get") else None
+        extra_info = dict(non_tensor.get("extra_info") or {})
+        tool_fields = non_tensor.get("tool_extra_fields")
+        if tool_fields is not None:
+            extra_info.update(tool_fields.items())
+        extra_info["num_turns"] = non_tensor.get("__num_turns__")
+        extra_info["rollout_reward_scores"] = non_tensor.get("reward_scores", {})
+
+        response = await self.loop.run_in_executor(None, self._decode, data_item)
+        kwargs = dict(self.reward_kwargs)
+        if self.reward_router_address is not None:
+            kwargs["reward_router_address"] = self.reward_router_address
+            kwargs["reward_model_tokenizer"] = self.reward_model_tokenizer
+        call = dict(data_source=data_source, solution_str=response, ground_truth=ground_truth, extra_info=extra_info)
+        if self.is_async:
+            result = await self.compute_score(**call, **kwargs)
+        else:
+            result = await self.loop.run_in_executor(None, lambda: self.compute_score(**call, **kwargs))
+
+        if isinstance(result, dict):
+            if "score" not in result:
+                raise ValueError(f"reward function returned no 'score' for sample {extra_info.get('id')!r}: {result}")
+            info = dict(result)
+            score = info["score"]
+        else:
+            score, info = result, {"score": result}
+        score = float(score)
+        if not math.isfinite(score):
+            raise ValueError(
+                f"reward function returned a non-finite score {score} for sample {extra_info.get('id')!r} "
+                f"(data_source={data_source!r}); rewards must be finite"
+            )
+        if self.key_schema is not None:
+            info = {key: info.get(key, math.nan) for key in self.key_schema}
+        return {"reward_score": score, "reward_extra_info": info}

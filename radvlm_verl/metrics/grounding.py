@@ -1,0 +1,400 @@
+"""Grounding metrics for evaluation: RadVLM's per-sample AP@0.5 and COCO-style mAP.
+
+Two different numbers are called "mAP" in this field; this module computes both from the same
+predictions and says which is which:
+
+- :func:`radvlm_map`: RadVLM's "mAP@0.5", the **mean over samples of a per-sample AP**
+  (:func:`radvlm_sample_ap`). Predictions are taken in output order (no confidences); each takes
+  its best-IoU ground-truth box and is a true positive if that IoU >= 0.5 and the box is still
+  unused, else a false positive; AP is VOC all-point interpolated; a sample with no prediction or
+  no ground truth has AP 0. Order matters: TP then FP gives 1.0, FP then TP 0.5. Differences to
+  the RadVLM script: boxes come from this project's parser and frames (the script's regex reads
+  only non-negative numbers and cannot tell 0.5 from 500), and a zero-union pair has IoU 0
+  instead of raising.
+- :func:`coco_map`: COCO mAP@[0.5:0.95], mAP@0.5 and mAP@0.75 over the whole set (pycocotools
+  ``COCOeval``, ``bbox``, 100 detections per image). Boxes without a confidence all get score 1;
+  ties keep output order (pycocotools sorts stably). ``backend="native"`` computes the same numbers
+  with numpy (identical to pycocotools to 1e-9; no pycocotools needed). An evaluation without any
+  ground-truth box has no defined mAP: -1, as pycocotools reports.
+
+Invalid predicted boxes (see :func:`radvlm_verl.boxes.formats.valid_boxes`) count as false
+positives everywhere: they are replaced by a zero-area box at the origin, which overlaps nothing.
+
+:func:`to_coco` / :func:`write_coco_json` export ground truth and predictions as COCO JSON (pixel
+coordinates of the original image when its size is known, else of a 1 x 1 image).
+
+Example:
+    >>> radvlm_sample_ap([[0, 0, 1, 1], [0.5, 0.5, 0.6, 0.6]], [[0, 0, 1, 1]])
+    1.0
+    >>> radvlm_sample_ap([[0.5, 0.5, 0.6, 0.6], [0, 0, 1, 1]], [[0, 0, 1, 1]])
+    0.5
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, frame_from_extra_info, valid_boxes
+from radvlm_verl.boxes.iou import iou_matrix
+from radvlm_verl.boxes.parse import checked_ground_truth, parse_ground_truth, read_prediction
+from radvlm_verl.rewards.thinking import extract_answer
+
+__all__ = [
+    "GroundingSample",
+    "coco_map",
+    "radvlm_map",
+    "radvlm_sample_ap",
+    "sample_from_rollout",
+    "to_coco",
+    "write_coco_json",
+]
+
+DEFAULT_CATEGORY = "finding"
+MAX_DETECTIONS = 100  # COCOeval's maxDets used by its AP summaries
+# Exactly COCOeval's threshold grids (same expressions, so the same floats).
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+
+
+@dataclass
+class GroundingSample:
+    """One evaluated image: predictions in output order and ground truth, both normalised xyxy.
+
+    Attributes:
+        image_id: any id (row id); exported as ``file_name``.
+        pred_boxes: ``(n, 4)``; invalid boxes (:func:`~radvlm_verl.boxes.formats.valid_boxes`)
+            are replaced by ``[0, 0, 0, 0]``, valid ones clipped to [0, 1].
+        gt_boxes: ``(m, 4)``; must be normalised ``xyxy`` (``ValueError`` otherwise).
+        image_size: ``(W0, H0)`` of the original image, or ``None``.
+        label: the sample's label (the grounded phrase or finding), used for unlabeled boxes.
+        pred_labels, gt_labels: per-box labels (``None`` entries fall back to ``label``).
+        pred_scores: per-box confidences; ``None`` means all 1.0 (output order decides ties).
+    """
+
+    image_id: Any
+    pred_boxes: np.ndarray
+    gt_boxes: np.ndarray
+    image_size: tuple[float, float] | None = None
+    label: str | None = None
+    pred_labels: list[str | None] = field(default_factory=list)
+    gt_labels: list[str | None] = field(default_factory=list)
+    pred_scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        pred = as_box_array(self.pred_boxes).copy()
+        valid = valid_boxes(pred)
+        pred[valid] = np.clip(pred[valid], 0.0, 1.0)
+        pred[~valid] = 0.0  # a zero-area box overlaps nothing: a false positive in every metric
+        self.pred_boxes = pred
+        self.gt_boxes = checked_ground_truth(self.gt_boxes, f"of sample {self.image_id!r}")
+        if self.pred_scores is not None:
+            self.pred_scores = np.asarray(self.pred_scores, dtype=np.float64)
+            if self.pred_scores.shape != (len(self.pred_boxes),):
+                raise ValueError(
+                    f"sample {self.image_id!r}: {len(self.pred_scores)} scores for {len(self.pred_boxes)} boxes"
+                )
+
+
+def sample_from_rollout(
+    image_id: Any,
+    response: str,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    thinking: bool = False,
+    box_format: str | None = None,
+    resize_factor: int = QWEN2_FACTOR,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> GroundingSample:
+    """Read one model response and its parquet ground truth exactly as the reward does.
+
+    A thinking response without ``</think>`` has no predictions. Invalid boxes become zero-area
+    boxes at the origin so that every metric counts them as false positives.
+
+    Raises:
+        ValueError: malformed ground truth, or sizes missing for ``qwen25_abs``.
+    """
+    info = extra_info or {}
+    gt = parse_ground_truth(ground_truth)
+    answer = extract_answer(response, thinking)
+    image_size = gt.image_size
+    if image_size is None and info.get("orig_width") and info.get("orig_height"):
+        image_size = (float(info["orig_width"]), float(info["orig_height"]))
+    label = info.get("label")
+    if answer:
+        frm = frame_from_extra_info(
+            info, box_format=box_format, factor=resize_factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
+        pred = read_prediction(answer, frm)
+        boxes, labels = pred.boxes, list(pred.labels)
+    else:
+        boxes, labels = np.zeros((0, 4)), []
+    return GroundingSample(
+        image_id=image_id, pred_boxes=boxes, gt_boxes=gt.boxes, image_size=image_size,
+        label=None if label is None else str(label), pred_labels=labels, gt_labels=list(gt.labels),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# RadVLM per-sample AP
+
+
+def radvlm_sample_ap(pred_boxes: Any, gt_boxes: Any, iou_threshold: float = 0.5) -> float:
+    """RadVLM's per-sample AP: greedy in output order, VOC all-point interpolation (see module docs)."""
+    pred, gt = as_box_array(pred_boxes), as_box_array(gt_boxes)
+    if len(pred) == 0 or len(gt) == 0:
+        return 0.0
+    ious = iou_matrix(pred, gt)
+    used = np.zeros(len(gt), dtype=bool)
+    hits = np.zeros(len(pred))
+    for i, row in enumerate(ious):
+        best = int(np.argmax(row))
+        if row[best] >= iou_threshold and not used[best]:
+            hits[i] = 1.0
+            used[best] = True
+    tp = np.cumsum(hits)
+    fp = np.cumsum(1.0 - hits)
+    recall = tp / len(gt)
+    precision = tp / (tp + fp)
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([0.0], precision, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]  # precision envelope
+    steps = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def radvlm_map(samples: Iterable[GroundingSample], iou_threshold: float = 0.5) -> dict[str, float]:
+    """Mean per-sample AP (RadVLM's "mAP@0.5") and the mean pairwise IoU.
+
+    Returns:
+        ``{"radvlm_map": mean AP, "mean_pairwise_iou": mean over samples with predictions and
+        ground truth of the mean IoU over all their (prediction, ground truth) pairs,
+        "n_samples": count}``; ``radvlm_map`` is 0 for an empty evaluation.
+    """
+    aps, pair_ious = [], []
+    for s in samples:
+        aps.append(radvlm_sample_ap(s.pred_boxes, s.gt_boxes, iou_threshold))
+        if len(s.pred_boxes) and len(s.gt_boxes):
+            pair_ious.append(float(iou_matrix(s.pred_boxes, s.gt_boxes).mean()))
+    return {
+        "radvlm_map": float(np.mean(aps)) if aps else 0.0,
+        "mean_pairwise_iou": float(np.mean(pair_ious)) if pair_ious else 0.0,
+        "n_samples": float(len(aps)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# COCO export and mAP
+
+
+def _labels(labels: Sequence[str | None], n: int, fallback: str | None, by_label: bool) -> list[str]:
+    if not by_label:
+        return [DEFAULT_CATEGORY] * n
+    labels = list(labels) + [None] * (n - len(labels))
+    return [str(lab) if lab is not None else (fallback or DEFAULT_CATEGORY) for lab in labels[:n]]
+
+
+def _xywh(boxes: np.ndarray, size: tuple[float, float]) -> list[list[float]]:
+    px = boxes * np.array([size[0], size[1], size[0], size[1]])
+    return [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in px]
+
+
+def to_coco(samples: Sequence[GroundingSample], *, by_label: bool = False) -> tuple[dict, list[dict]]:
+    """COCO ground-truth dataset and detection list for ``samples``.
+
+    Images get ids 1..N in sample order (``file_name`` = ``str(image_id)``); annotation ids start
+    at 1 (COCOeval treats id 0 as "unmatched"). With ``by_label`` each distinct label is a
+    category, otherwise all boxes share the category ``"finding"``. Boxes are ``[x, y, w, h]`` in
+    pixels of the original image (a 1 x 1 image when its size is unknown).
+    """
+    images, annotations, detections = [], [], []
+    categories: dict[str, int] = {}
+    per_sample = []
+    for s in samples:
+        gt_labels = _labels(s.gt_labels, len(s.gt_boxes), s.label, by_label)
+        pred_labels = _labels(s.pred_labels, len(s.pred_boxes), s.label, by_label)
+        per_sample.append((gt_labels, pred_labels))
+        for lab in gt_labels + pred_labels:
+            categories.setdefault(lab, 0)
+    if not categories:
+        categories[DEFAULT_CATEGORY] = 0
+    for k, name in enumerate(sorted(categories), start=1):
+        categories[name] = k
+    for img_id, (s, (gt_labels, pred_labels)) in enumerate(zip(samples, per_sample, strict=True), start=1):
+        size = s.image_size or (1.0, 1.0)
+        images.append({"id": img_id, "file_name": str(s.image_id), "width": size[0], "height": size[1]})
+        for box, lab in zip(_xywh(s.gt_boxes, size), gt_labels, strict=True):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": img_id, "category_id": categories[lab],
+                "bbox": box, "area": box[2] * box[3], "iscrowd": 0,
+            })
+        scores = s.pred_scores if s.pred_scores is not None else np.ones(len(s.pred_boxes))
+        for box, lab, score in zip(_xywh(s.pred_boxes, size), pred_labels, scores, strict=True):
+            detections.append({"image_id": img_id, "category_id": categories[lab], "bbox": box, "score": float(score)})
+    gt = {
+        "info": {"description": "radvlm-verl grounding evaluation"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k, "name": name} for name, k in sorted(categories.items(), key=lambda kv: kv[1])],
+    }
+    return gt, detections
+
+
+def _atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_coco_json(
+    samples: Sequence[GroundingSample], gt_path: str | os.PathLike, dt_path: str | os.PathLike, *, by_label: bool = False
+) -> None:
+    """Write :func:`to_coco`'s ground truth and detections as two JSON files (atomically)."""
+    gt, dets = to_coco(samples, by_label=by_label)
+    _atomic_write_json(gt_path, gt)
+    _atomic_write_json(dt_path, dets)
+
+
+def _coco_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """IoU of ``[x, y, w, h]`` boxes with pycocotools' arithmetic (``x + w``, no pixel offset)."""
+    if len(dt) == 0 or len(gt) == 0:
+        return np.zeros((len(dt), len(gt)))
+    w = np.minimum(dt[:, None, 0] + dt[:, None, 2], gt[None, :, 0] + gt[None, :, 2]) - np.maximum(dt[:, None, 0], gt[None, :, 0])
+    h = np.minimum(dt[:, None, 1] + dt[:, None, 3], gt[None, :, 1] + gt[None, :, 3]) - np.maximum(dt[:, None, 1], gt[None, :, 1])
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    union = (dt[:, 2] * dt[:, 3])[:, None] + (gt[:, 2] * gt[:, 3])[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=(w > 0) & (h > 0))
+    return out
+
+
+def _native_coco(gt: dict, dets: list[dict]) -> np.ndarray:
+    """COCOeval's precision array ``[T, R, K]`` (area "all", 100 detections; -1 = undefined)."""
+    cat_ids = sorted(c["id"] for c in gt["categories"])
+    img_ids = sorted(im["id"] for im in gt["images"])
+    gts: dict[tuple[int, int], list] = {}
+    dts: dict[tuple[int, int], list] = {}
+    for a in gt["annotations"]:
+        gts.setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
+    for d in dets:
+        dts.setdefault((d["image_id"], d["category_id"]), []).append((d["score"], d["bbox"]))
+    n_t, n_r = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS)
+    precision = -np.ones((n_t, n_r, len(cat_ids)))
+    for k, cat in enumerate(cat_ids):
+        scores_all, matched_all, n_gt = [], [], 0
+        for img in img_ids:
+            g = np.array(gts.get((img, cat), []), dtype=np.float64).reshape(-1, 4)
+            d = dts.get((img, cat), [])
+            if len(g) == 0 and len(d) == 0:
+                continue
+            order = np.argsort([-s for s, _ in d], kind="mergesort")[:MAX_DETECTIONS]
+            d_scores = np.array([d[i][0] for i in order], dtype=np.float64)
+            d_boxes = np.array([d[i][1] for i in order], dtype=np.float64).reshape(-1, 4)
+            ious = _coco_iou(d_boxes, g)
+            matched = np.zeros((n_t, len(d_boxes)), dtype=bool)
+            for t, thr in enumerate(COCO_IOU_THRESHOLDS):
+                used = np.zeros(len(g), dtype=bool)
+                for di in range(len(d_boxes)):
+                    best_iou, best = min(thr, 1 - 1e-10), -1
+                    for gi in range(len(g)):
+                        if used[gi] or ious[di, gi] < best_iou:
+                            continue
+                        best_iou, best = ious[di, gi], gi
+                    if best >= 0:
+                        used[best] = True
+                        matched[t, di] = True
+            scores_all.append(d_scores)
+            matched_all.append(matched)
+            n_gt += len(g)
+        if not scores_all or n_gt == 0:
+            continue
+        scores = np.concatenate(scores_all)
+        order = np.argsort(-scores, kind="mergesort")
+        matched = np.concatenate(matched_all, axis=1)[:, order]
+        tp = np.cumsum(matched, axis=1).astype(float)
+        fp = np.cumsum(~matched, axis=1).astype(float)
+        for t in range(n_t):
+            q = np.zeros(n_r)
+            if tp.shape[1]:
+                rc = tp[t] / n_gt
+                pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
+                pr = np.maximum.accumulate(pr[::-1])[::-1]
+                idx = np.searchsorted(rc, COCO_RECALL_THRESHOLDS, side="left")
+                ok = idx < len(pr)
+                # COCOeval fills thresholds up to the first unreachable one and leaves the rest 0.
+                first_bad = int(np.argmin(ok)) if not ok.all() else n_r
+                q[:first_bad] = pr[idx[:first_bad]]
+            precision[t, :, k] = q
+    return precision
+
+
+def _pycocotools_precision(gt: dict, dets: list[dict]) -> np.ndarray:
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "coco_map(backend='pycocotools') needs pycocotools (pip install 'radvlm-verl[metrics]'), "
+            "or use backend='native'"
+        ) from exc
+    n_t, n_r, n_k = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS), len(gt["categories"])
+    if not dets:  # COCO.loadRes cannot load an empty list; every category with GT then has AP 0
+        precision = -np.ones((n_t, n_r, n_k))
+        with_gt = {a["category_id"] for a in gt["annotations"]}
+        for k, cat in enumerate(sorted(c["id"] for c in gt["categories"])):
+            if cat in with_gt:
+                precision[:, :, k] = 0.0
+        return precision
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.createIndex()
+        coco_dt = coco_gt.loadRes(json.loads(json.dumps(dets)))
+        ev = COCOeval(coco_gt, coco_dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+    # [T, R, K, A, M]: area "all" (0) and maxDets 100 (2)
+    return ev.eval["precision"][:, :, :, 0, 2]
+
+
+def _summary(precision: np.ndarray) -> dict[str, float]:
+    def mean(block: np.ndarray) -> float:
+        defined = block[block > -1]
+        return float(np.mean(defined)) if defined.size else -1.0
+
+    t50 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.5))[0])
+    t75 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.75))[0])
+    return {"coco_map": mean(precision), "coco_map_50": mean(precision[t50]), "coco_map_75": mean(precision[t75])}
+
+
+def coco_map(
+    samples: Sequence[GroundingSample], *, by_label: bool = False, backend: str = "pycocotools"
+) -> dict[str, float]:
+    """COCO-style ``{"coco_map" (0.5:0.95), "coco_map_50", "coco_map_75"}`` (see module docs)."""
+    gt, dets = to_coco(samples, by_label=by_label)
+    if backend == "pycocotools":
+        precision = _pycocotools_precision(gt, dets)
+    elif backend == "native":
+        precision = _native_coco(gt, dets)
+    else:
+        raise ValueError(f"unknown coco_map backend {backend!r}; expected 'pycocotools' or 'native'")
+    return _summary(precision)

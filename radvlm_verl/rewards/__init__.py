@@ -1,0 +1,129 @@
+"""CXR rewards behind verl's custom reward-function contract.
+
+``compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs)`` routes each
+sample by ``extra_info["task"]``:
+
+- ``"report"``: report generation (:mod:`radvlm_verl.rewards.report`);
+- ``"grounding"`` or a specific grounding task (``anatomy_grounding``, ``abnormality_grounding``,
+  ``phrase_grounding``, ``abnormality_detection``): :mod:`radvlm_verl.rewards.grounding`.
+
+When ``task`` is absent it is taken from a ``cxr_report/...`` or ``cxr_grounding/...``
+``data_source``, and the reference's ``mimic_grpo`` / ``mimic_grpo_reasoning`` sources count as
+report (the latter with thinking on), so parquet written by the reference pipeline still scores.
+
+``extra_info["thinking"]`` (bool) selects thinking mode: only the text after the last ``</think>``
+is scored, and a missing tag gets the task's documented floor.
+
+Reward kwargs (``+reward.custom_reward_function.reward_kwargs.<key>=...``) are prefixed by task, so
+one configuration serves a run that mixes tasks:
+
+- ``report_reward`` (name), ``report_weights`` (``{name: weight}``), ``report_min_chars``;
+- ``grounding_*`` keys: see :mod:`radvlm_verl.rewards.grounding`;
+- ``thinking``: force thinking mode on or off for every sample.
+
+Every sample of one task returns the same keys (verl indexes all samples with sample 0's keys).
+
+Example:
+    >>> r = compute_score("cxr_report/demo", "No acute disease.", "No acute disease.",
+    ...                   extra_info={"task": "report"}, report_reward="gleu")
+    >>> r["score"]
+    1.0
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from radvlm_verl.rewards.report import score_report
+from radvlm_verl.rewards.thinking import as_bool, extract_answer
+
+GROUNDING_TASKS = frozenset(
+    {"grounding", "anatomy_grounding", "abnormality_grounding", "phrase_grounding", "abnormality_detection"}
+)
+REPORT_TASKS = frozenset({"report"})
+
+# Passed by verl's reward loop when a reward model / GenRM is enabled; not ours to interpret.
+_VERL_PASSTHROUGH = frozenset({"reward_router_address", "reward_model_tokenizer"})
+
+__all__ = ["compute_score", "result_keys", "task_family", "extract_answer", "score_report"]
+
+
+def task_family(data_source: str | None, extra_info: dict[str, Any]) -> str:
+    """Return ``"report"`` or ``"grounding"`` for a sample; raise ``ValueError`` if it cannot tell."""
+    task = extra_info.get("task")
+    if task is not None:
+        task = str(task)
+        if task in REPORT_TASKS:
+            return "report"
+        if task in GROUNDING_TASKS:
+            return "grounding"
+        raise ValueError(
+            f"extra_info['task']={task!r} is not a CXR task; expected one of "
+            f"{sorted(REPORT_TASKS | GROUNDING_TASKS)}"
+        )
+    source = str(data_source or "")
+    if source.startswith("cxr_report") or source in {"mimic_grpo", "mimic_grpo_reasoning"}:
+        return "report"
+    if source.startswith("cxr_grounding"):
+        return "grounding"
+    raise ValueError(
+        f"cannot route sample with data_source={source!r}: set extra_info['task'] to 'report' or "
+        "'grounding' (the project's converters always do)"
+    )
+
+
+def _split_kwargs(kwargs: dict[str, Any], prefix: str) -> dict[str, Any]:
+    n = len(prefix)
+    return {k[n:]: v for k, v in kwargs.items() if k.startswith(prefix)}
+
+
+def compute_score(
+    data_source: str | None,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
+    extra_info = dict(extra_info or {})
+    kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
+    unknown = sorted(k for k in kwargs if not k.startswith(("report_", "grounding_")) and k != "thinking")
+    if unknown:
+        raise TypeError(
+            f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
+            "with 'grounding_', and 'thinking' forces thinking mode"
+        )
+    family = task_family(data_source, extra_info)
+    if "thinking" in kwargs:
+        thinking = as_bool(kwargs["thinking"])
+    elif "thinking" in extra_info:
+        thinking = as_bool(extra_info["thinking"])
+    else:
+        thinking = str(data_source or "").endswith("_reasoning")
+
+    if family == "report":
+        return score_report(solution_str, ground_truth, thinking=thinking, **_split_kwargs(kwargs, "report_"))
+
+    from radvlm_verl.rewards.grounding import score_grounding
+
+    return score_grounding(
+        solution_str, ground_truth, thinking=thinking, extra_info=extra_info, **_split_kwargs(kwargs, "grounding_")
+    )
+
+
+def result_keys(**kwargs: Any) -> list[str]:
+    """The union of the result keys of every task under these reward kwargs, in a stable order.
+
+    Found by scoring one unscorable sample per task (thinking mode, no ``</think>``), which takes
+    each task's floor path: no model is run and the keys are exactly those the task returns.
+    """
+    probes = (
+        ("cxr_report/probe", {"task": "report", "thinking": True}, "reference report text"),
+        ("cxr_grounding/probe", {"task": "grounding", "thinking": True}, '{"boxes": [[0.1, 0.1, 0.5, 0.5]]}'),
+    )
+    keys: list[str] = []
+    for source, info, truth in probes:
+        for key in compute_score(source, "", truth, info, **{k: v for k, v in kwargs.items() if k != "thinking"}):
+            if key not in keys:
+                keys.append(key)
+    return keys

@@ -1,0 +1,332 @@
+"""Visual-grounding reward: IoU-weighted soft-F1 (default), mean IoU or GIoU over a one-to-one matching.
+
+Pipeline for one rollout (:func:`score_grounding`):
+
+1. Answer: in thinking mode the text after the last ``</think>``; no tag, or an empty answer,
+   gives the *floor* (``answer_found = 0``).
+2. Boxes: every ``[a, b, c, d]`` of the answer (RadVLM text, Qwen ``bbox_2d`` JSON, bare lists),
+   read in the frame of the sample's box format: reward kwarg ``grounding_box_format``, else
+   ``extra_info["box_format"]``, else ``radvlm_norm01``. ``qwen25_abs`` undoes Qwen2.5-VL's resize
+   from ``extra_info`` ``orig_width``/``orig_height``/``min_pixels``/``max_pixels``.
+3. Invalid predicted boxes (non-finite, ``x2 <= x1`` or ``y2 <= y1``, or a coordinate more than
+   1% of the image outside it) stay in the prediction with IoU 0: they are false positives and are
+   counted in ``n_invalid``. Valid boxes are clipped to the image.
+4. Matching: Hungarian one-to-one assignment maximising the summed IoU (GIoU for ``giou``);
+   pairs with IoU <= ``min_iou`` are not matches.
+5. Score (``n_pred``, ``n_gt`` boxes; ``TP = sum of matched IoUs``; ``FP = n_pred - n_matched``):
+
+   - ``soft_f1`` (default, the reference's reward): ``R = TP / n_gt``, ``P = TP / (TP + FP)``
+     (``precision="tp_mass_plus_fp"``, the reference code) or ``P = TP / n_pred``
+     (``precision="n_pred"``, the paper's Figure 1), ``F1 = 2PR / (P + R)``; range [0, 1].
+     The reference adds 1e-8 to each denominator; here zero denominators give 0 instead, so an
+     exact match is exactly 1.0 (differences to the reference are below 1e-7).
+   - ``iou``: ``TP / max(n_pred, n_gt)``, the IoU for one box against one box, with every
+     unmatched box counting 0; range [0, 1].
+   - ``giou``: mean GIoU over ``max(n_pred, n_gt)`` slots of the GIoU matching, unmatched slots
+     counting -1; the GIoU for one box against one box; range [-1, 1].
+
+Empty cases (no finding), for every reward:
+
+===================================  ==========================================================
+ground truth / prediction            score
+===================================  ==========================================================
+no boxes / no boxes                  ``no_finding_score`` (default: the top of the range, 1.0;
+                                     set ``grounding_no_finding_score=0`` for the reference's 0)
+boxes / no boxes                     recall 0: 0 (``giou``: -1)
+no boxes / boxes                     precision 0: 0 (``giou``: -1)
+no answer (thinking without tag,     floor: 0 (``giou``: -1)
+empty answer)
+===================================  ==========================================================
+
+Labels are not used for matching (as in the reference): for detection every predicted box is
+matched against every ground-truth box of the image.
+
+The result dict has the same keys on every path: ``score``, ``soft_f1``, ``precision``,
+``recall``, ``matched_iou`` (mean IoU of matched pairs), ``n_pred``, ``n_gt``, ``n_matched``,
+``n_invalid``, ``no_boxes`` (an answer without any box), ``gt_empty``, ``answer_found``.
+
+Reward kwargs (``grounding_`` prefix in ``compute_score``): ``reward``, ``precision``,
+``box_format``, ``resize_factor`` (28 Qwen2/2.5-VL, 32 Qwen3-VL), ``min_pixels``, ``max_pixels``
+(override ``extra_info``), ``min_iou`` (default 0), ``no_finding_score``.
+
+Example:
+    >>> r = score_grounding("[0.35, 0.51, 0.75, 0.64]", '{"boxes": [[0.38, 0.47, 0.76, 0.62]]}',
+    ...                     thinking=False, extra_info={"box_format": "radvlm_norm01"})
+    >>> round(r["score"], 3), round(r["matched_iou"], 3)
+    (0.747, 0.596)
+    >>> score_grounding("The image shows no finding.", '{"boxes": []}', thinking=False, extra_info={})["score"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR, frame_from_extra_info
+from radvlm_verl.boxes.iou import giou_matrix, iou_matrix
+from radvlm_verl.boxes.matching import hungarian_match
+from radvlm_verl.boxes.parse import parse_ground_truth, read_prediction
+from radvlm_verl.rewards.thinking import extract_answer
+
+__all__ = ["GROUNDING_REWARDS", "RESULT_KEYS", "GroundingOptions", "grounding_options", "score_boxes", "score_grounding"]
+
+# reward name -> (lowest, highest) score
+GROUNDING_REWARDS = {"soft_f1": (0.0, 1.0), "iou": (0.0, 1.0), "giou": (-1.0, 1.0)}
+PRECISION_DEFINITIONS = ("tp_mass_plus_fp", "n_pred")
+
+RESULT_KEYS = (
+    "score",
+    "soft_f1",
+    "precision",
+    "recall",
+    "matched_iou",
+    "n_pred",
+    "n_gt",
+    "n_matched",
+    "n_invalid",
+    "no_boxes",
+    "gt_empty",
+    "answer_found",
+)
+
+
+@dataclass(frozen=True)
+class GroundingOptions:
+    """Validated grounding reward kwargs (see module docs)."""
+
+    reward: str = "soft_f1"
+    precision: str = "tp_mass_plus_fp"
+    box_format: str | None = None
+    resize_factor: int = QWEN2_FACTOR
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    min_iou: float = 0.0
+    no_finding_score: float | None = None
+
+    @property
+    def low(self) -> float:
+        return GROUNDING_REWARDS[self.reward][0]
+
+    @property
+    def high(self) -> float:
+        return GROUNDING_REWARDS[self.reward][1]
+
+    @property
+    def empty_score(self) -> float:
+        return self.high if self.no_finding_score is None else self.no_finding_score
+
+
+_OPTION_NAMES = tuple(GroundingOptions.__dataclass_fields__)
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"grounding_{name} must be an integer, got {value!r}") from None
+    if out <= 0:
+        raise ValueError(f"grounding_{name} must be positive, got {value!r}")
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _build_options(items: tuple[tuple[str, Any], ...]) -> GroundingOptions:
+    given = dict(items)
+    unknown = sorted(set(given) - set(_OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"unknown grounding reward option(s) {['grounding_' + k for k in unknown]}; "
+            f"valid: {['grounding_' + k for k in _OPTION_NAMES]}"
+        )
+    reward = str(given.get("reward") or "soft_f1")
+    if reward not in GROUNDING_REWARDS:
+        raise ValueError(f"grounding_reward={reward!r} is not one of {sorted(GROUNDING_REWARDS)}")
+    precision = str(given.get("precision") or "tp_mass_plus_fp")
+    if precision not in PRECISION_DEFINITIONS:
+        raise ValueError(f"grounding_precision={precision!r} is not one of {list(PRECISION_DEFINITIONS)}")
+    box_format = given.get("box_format")
+    if box_format is not None and str(box_format) not in BOX_FORMATS:
+        raise ValueError(f"grounding_box_format={box_format!r} is not one of {list(BOX_FORMATS)}")
+    factor = _optional_int("resize_factor", given.get("resize_factor")) or QWEN2_FACTOR
+    try:
+        min_iou = float(given.get("min_iou") or 0.0)
+    except (TypeError, ValueError):
+        raise ValueError(f"grounding_min_iou must be a number, got {given.get('min_iou')!r}") from None
+    if not 0.0 <= min_iou < 1.0:
+        raise ValueError(f"grounding_min_iou must be in [0, 1), got {min_iou}")
+    low, high = GROUNDING_REWARDS[reward]
+    empty = given.get("no_finding_score")
+    if empty is not None:
+        try:
+            empty = float(empty)
+        except (TypeError, ValueError):
+            raise ValueError(f"grounding_no_finding_score must be a number, got {empty!r}") from None
+        if not low <= empty <= high:
+            raise ValueError(f"grounding_no_finding_score={empty} is outside the {reward} range [{low}, {high}]")
+    return GroundingOptions(
+        reward=reward,
+        precision=precision,
+        box_format=None if box_format is None else str(box_format),
+        resize_factor=factor,
+        min_pixels=_optional_int("min_pixels", given.get("min_pixels")),
+        max_pixels=_optional_int("max_pixels", given.get("max_pixels")),
+        min_iou=min_iou,
+        no_finding_score=empty,
+    )
+
+
+def grounding_options(**options: Any) -> GroundingOptions:
+    """Validate reward kwargs (prefix stripped); ``TypeError`` for unknown names, ``ValueError`` for values."""
+    try:
+        return _build_options(tuple(sorted(options.items())))
+    except TypeError as exc:
+        if "unhashable" not in str(exc):
+            raise
+        raise ValueError(f"grounding reward options must be scalars, got {options!r}") from None
+
+
+def _result(score: float, **components: float) -> dict[str, float]:
+    out = {key: 0.0 for key in RESULT_KEYS}
+    out["score"] = float(score)
+    out.update({k: float(v) for k, v in components.items()})
+    return out
+
+
+def score_boxes(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    options: GroundingOptions,
+    valid: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Score normalised predicted boxes against ground-truth boxes (pure; no text, no I/O).
+
+    Args:
+        pred: ``(n_pred, 4)`` normalised ``xyxy`` predictions, in output order.
+        gt: ``(n_gt, 4)`` normalised ``xyxy`` ground truth.
+        options: from :func:`grounding_options`.
+        valid: boolean mask of usable predictions (others count as false positives); all by default.
+
+    Returns:
+        Every key of :data:`RESULT_KEYS` (``answer_found`` = 1); ``score`` in the reward's range.
+
+    Example:
+        >>> opts = grounding_options()
+        >>> round(score_boxes(np.array([[0, 0, .5, 1]]), np.array([[0, 0, 1, 1]]), opts)["score"], 3)
+        0.667
+    """
+    n_pred, n_gt = len(pred), len(gt)
+    if valid is None:
+        valid = np.ones(n_pred, dtype=bool)
+    common = {
+        "n_pred": n_pred,
+        "n_gt": n_gt,
+        "n_invalid": n_pred - int(valid.sum()),
+        "no_boxes": float(n_pred == 0),
+        "gt_empty": float(n_gt == 0),
+        "answer_found": 1.0,
+    }
+    if n_pred == 0 and n_gt == 0:
+        return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
+    if n_pred == 0 or n_gt == 0:
+        return _result(options.low, **common)
+
+    all_valid = bool(valid.all())
+    if not all_valid:
+        pred = np.where(valid[:, None], pred, 0.0)  # keep inf/NaN out of the arithmetic
+    iou = iou_matrix(pred, gt)
+    if not all_valid:
+        iou[~valid] = 0.0
+    _, _, matched = hungarian_match(iou, options.min_iou)
+    tp, n_matched = float(matched.sum()), len(matched)
+    recall = tp / n_gt
+    if options.precision == "n_pred":
+        precision = tp / n_pred
+    else:
+        denominator = tp + (n_pred - n_matched)
+        precision = tp / denominator if denominator > 0 else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    slots = max(n_pred, n_gt)
+    if options.reward == "soft_f1":
+        score = f1
+    elif options.reward == "iou":
+        score = tp / slots
+    else:
+        giou = giou_matrix(pred, gt)
+        if not all_valid:
+            giou[~valid] = -1.0
+        _, _, g = hungarian_match(giou, -1.0, unmatched=-1.0)
+        score = (float(g.sum()) - (slots - len(g))) / slots
+    score = min(max(score, options.low), options.high)  # guard float round-off at the ends
+    return _result(
+        score,
+        soft_f1=f1,
+        precision=precision,
+        recall=recall,
+        matched_iou=tp / n_matched if n_matched else 0.0,
+        n_matched=n_matched,
+        **common,
+    )
+
+
+def _sample_name(extra_info: Mapping[str, Any]) -> str:
+    for key in ("id", "index"):
+        if extra_info.get(key) is not None:
+            return f"{key}={extra_info[key]!r}"
+    return "sample"
+
+
+def score_grounding(
+    solution_str: str,
+    ground_truth: Any,
+    *,
+    thinking: bool = False,
+    extra_info: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Score one grounding rollout (see module docs for the pipeline, ranges and empty cases).
+
+    Args:
+        solution_str: decoded model response.
+        ground_truth: normalised boxes: JSON string (``boxes`` or ``objects``), the reference's
+            answer sentence, a list of boxes or a numpy object array.
+        thinking: score only the text after the last ``</think>``.
+        extra_info: the row's ``extra_info`` (``box_format``, ``orig_width``, ``orig_height``,
+            ``min_pixels``, ``max_pixels``, ``id``).
+        **options: grounding reward kwargs without the ``grounding_`` prefix.
+
+    Returns:
+        A dict with every key of :data:`RESULT_KEYS`; ``score`` finite and in the reward's range.
+
+    Raises:
+        TypeError / ValueError: unknown or invalid options, malformed ground truth, or sizes
+            missing for ``qwen25_abs`` (configuration and data errors, never model output).
+    """
+    opts = grounding_options(**options)
+    info = extra_info or {}
+    try:
+        gt = parse_ground_truth(ground_truth)
+    except ValueError as exc:
+        raise ValueError(f"grounding ground truth of {_sample_name(info)}: {exc}") from None
+    answer = extract_answer(solution_str, thinking)
+    if not answer:
+        return _result(opts.low, n_gt=len(gt.boxes), gt_empty=float(len(gt.boxes) == 0))
+    try:
+        frame = frame_from_extra_info(
+            info, box_format=opts.box_format, factor=opts.resize_factor,
+            min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
+        )
+    except ValueError as exc:
+        raise ValueError(f"grounding reward for {_sample_name(info)}: {exc}") from None
+    pred = read_prediction(answer, frame)
+    result = score_boxes(pred.boxes, gt.boxes, opts, pred.valid)
+    if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
+        raise RuntimeError(f"grounding reward produced a non-finite score for {_sample_name(info)}")
+    return result

@@ -1,0 +1,340 @@
+"""Report-generation reward: score a generated report against the reference report.
+
+Every report reward is a :class:`ReportReward`: a batched scoring function over (hypotheses,
+references) plus its documented range and the *floor* given to answers that cannot be scored
+(missing ``</think>`` in thinking mode, or an answer/reference shorter than the length guards).
+
+Rewards (``reward=`` or keys of ``weights=``; see docs/rewards.md):
+
+============== ======================================================== ================ =====
+name           value                                                    range            floor
+============== ======================================================== ================ =====
+radcliq        −RadCliQ-v1 (RadGraph combined, BERTScore, CheXbert semb, [−23.42, 1.441]  −3
+               BLEU-2); the default
+radgraph       RadGraph F1 at ``radgraph_level`` (default ``complete``)  [0, 1]           0
+bertscore      BERTScore F1, ``bertscore_config`` ``eval`` (default) or  [−4.99, 1] eval  0
+               ``radcliq``; rescaled, IDF off                            [−12.1, 1] rcq
+chexbert       micro F1 of the 14 CheXbert labels of the pair            [0, 1]           0
+chexbert_semb  cosine of the CheXbert CLS embeddings                     [−1, 1]          0
+gleu           sentence GLEU (raw text)                                  [0, 1]           0
+bleu           sentence BLEU-2 (RadCliQ tokens, raw text)                [0, 1]           0
+rouge_l        ROUGE-L F (raw text)                                      [0, 1]           0
+============== ======================================================== ================ =====
+
+Model-based rewards see the texts lower-cased and cut to ``max_model_chars`` (2048) characters, as
+the reference's reward servers did; lexical rewards see the raw answer. Their scorers come from
+:func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text).
+
+:func:`score_report` returns the same keys for every sample of a configuration: ``score``,
+``answer_found``, ``answer_chars``, ``too_short``, one key per chosen reward and, for ``radcliq``,
+its four features (``radcliq_radgraph``, ``radcliq_bertscore``, ``radcliq_semb``, ``radcliq_bleu``;
+NaN on the floor path, where nothing is scored). The floor path never loads a model.
+
+Example:
+    >>> out = score_report("Small left pleural effusion.", "Small left pleural effusion.", reward="rouge_l")
+    >>> out["score"], out["rouge_l"]
+    (1.0, 1.0)
+    >>> score_report("reasoning only", "Small left pleural effusion.", thinking=True)["score"]  # radcliq floor
+    -3.0
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from radvlm_verl.metrics import lexical
+from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR, radcliq_v1
+from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
+from radvlm_verl.rewards.thinking import as_bool, extract_answer
+from radvlm_verl.scorers.base import PairScorer, get_scorer
+
+# score_batch(hyps, refs, options) -> one {reward name: value, extra key: value} dict per pair.
+BatchFn = Callable[[list[str], list[str], "ReportOptions"], list[dict[str, float]]]
+
+
+@dataclass(frozen=True)
+class ReportReward:
+    """One report reward.
+
+    Attributes:
+        name: key used in reward kwargs and in the result dict.
+        score_batch: ``(hypotheses, references, options) -> [{name: value, *extra_keys}]``.
+        low, high: documented range of a scored pair.
+        floor: value for answers that cannot be scored (missing ``</think>``, too short).
+        model_based: texts are lower-cased and cut to ``max_model_chars`` first.
+        extra_keys: further per-pair values reported next to ``name`` (NaN on the floor path).
+    """
+
+    name: str
+    score_batch: BatchFn
+    low: float
+    high: float
+    floor: float = 0.0
+    model_based: bool = False
+    extra_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Reward kwargs after the ``report_`` prefix (see docs/rewards.md for each)."""
+
+    min_chars: int = 6
+    min_length_ratio: float = 0.0
+    max_model_chars: int = 2048
+    lowercase: bool = True
+    radgraph_level: str = "complete"
+    radgraph_model_type: str = "radgraph-xl"
+    radgraph_model_cache_dir: str | None = None
+    chexbert_path: str | None = None
+    chexbert_encoder: str | None = None
+    bertscore_config: str = "eval"
+    bertscore_model: str | None = None
+    radcliq_bertscore_model: str | None = None
+    bertscore_num_layers: int | None = None
+    bertscore_baseline: str | None = None
+    weights_dir: str | None = None
+    device: str | None = None
+    batch_window_s: float = 0.005
+    max_batch: int = 64
+
+    def scorer(self, name: str, **config: Any) -> PairScorer:
+        """The shared scorer ``name`` for these options (built once per configuration)."""
+        importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory
+        common = {"weights_dir": self.weights_dir, "device": self.device}
+        common.update(batch_window_s=self.batch_window_s, max_batch=self.max_batch)
+        return get_scorer(name, **common, **config)
+
+    def radgraph(self) -> PairScorer:
+        return self.scorer(
+            "radgraph", model_type=self.radgraph_model_type, model_cache_dir=self.radgraph_model_cache_dir
+        )
+
+    def chexbert(self) -> PairScorer:
+        return self.scorer("chexbert", checkpoint=self.chexbert_path, encoder=self.chexbert_encoder)
+
+    def bertscore(self, config: str) -> PairScorer:
+        model = self.radcliq_bertscore_model if config == "radcliq" else self.bertscore_model
+        return self.scorer(
+            "bertscore",
+            config=config,
+            model=model,
+            num_layers=self.bertscore_num_layers,
+            baseline=self.bertscore_baseline,
+        )
+
+
+_OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions))
+_OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
+                 "batch_window_s": float, "bertscore_num_layers": int}
+
+
+def _lexical(name: str, fn: Callable[[str, str], float]) -> BatchFn:
+    def score_batch(hyps: list[str], refs: list[str], options: ReportOptions) -> list[dict[str, float]]:
+        return [{name: float(fn(h, r))} for h, r in zip(hyps, refs, strict=True)]
+
+    return score_batch
+
+
+def _radgraph_batch(hyps, refs, options):
+    key = f"radgraph_{options.radgraph_level}"
+    return [{"radgraph": s[key]} for s in options.radgraph().score_pairs(hyps, refs)]
+
+
+def _bertscore_batch(hyps, refs, options):
+    return [{"bertscore": s["bertscore"]} for s in options.bertscore(options.bertscore_config).score_pairs(hyps, refs)]
+
+
+def _chexbert_batch(hyps, refs, options):
+    return [{"chexbert": s["chexbert_label_f1"]} for s in options.chexbert().score_pairs(hyps, refs)]
+
+
+def _chexbert_semb_batch(hyps, refs, options):
+    return [{"chexbert_semb": s["chexbert_semb"]} for s in options.chexbert().score_pairs(hyps, refs)]
+
+
+def _radcliq_batch(hyps, refs, options):
+    graphs = options.radgraph().score_pairs(hyps, refs)
+    berts = options.bertscore("radcliq").score_pairs(hyps, refs)
+    chex = options.chexbert().score_pairs(hyps, refs)
+    out = []
+    for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):
+        features = {
+            "radcliq_radgraph": g["radgraph_combined"],
+            "radcliq_bertscore": b["bertscore"],
+            "radcliq_semb": c["chexbert_semb"],
+            "radcliq_bleu": lexical.bleu(h, r),
+        }
+        out.append({"radcliq": -radcliq_v1(*features.values()), **features})
+    return out
+
+
+REPORT_REWARDS: dict[str, ReportReward] = {
+    "rouge_l": ReportReward("rouge_l", _lexical("rouge_l", lexical.rouge_l), 0.0, 1.0),
+    "gleu": ReportReward("gleu", _lexical("gleu", lexical.gleu), 0.0, 1.0),
+    "bleu": ReportReward("bleu", _lexical("bleu", lexical.bleu), 0.0, 1.0),
+    "radgraph": ReportReward("radgraph", _radgraph_batch, 0.0, 1.0, model_based=True),
+    "bertscore": ReportReward("bertscore", _bertscore_batch, -12.11, 1.0, model_based=True),
+    "chexbert": ReportReward("chexbert", _chexbert_batch, 0.0, 1.0, model_based=True),
+    "chexbert_semb": ReportReward("chexbert_semb", _chexbert_semb_batch, -1.0, 1.0, model_based=True),
+    "radcliq": ReportReward(
+        "radcliq",
+        _radcliq_batch,
+        -23.42,
+        1.441,
+        floor=RADCLIQ_REWARD_FLOOR,
+        model_based=True,
+        extra_keys=("radcliq_radgraph", "radcliq_bertscore", "radcliq_semb", "radcliq_bleu"),
+    ),
+}
+
+DEFAULT_REPORT_REWARD = "radcliq"
+DEFAULT_MIN_CHARS = 6  # the reference floors answers and references of <= 5 characters
+
+
+def register_report_reward(reward: ReportReward) -> None:
+    """Add a report reward."""
+    REPORT_REWARDS[reward.name] = reward
+
+
+def resolve_weights(reward: str | None, weights: Mapping[str, float] | str | None) -> dict[str, float]:
+    """Turn ``reward`` / ``weights`` kwargs into ``{component: weight}``; raise on unknown names."""
+    if isinstance(weights, str):
+        try:
+            weights = json.loads(weights)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"report weights {weights!r} is not a JSON object of name -> weight") from error
+    if weights:
+        if not isinstance(weights, Mapping):
+            raise ValueError(f"report weights must map reward names to numbers, got {type(weights).__name__}")
+        chosen = {str(k): float(v) for k, v in dict(weights).items()}
+    else:
+        chosen = {str(reward or DEFAULT_REPORT_REWARD): 1.0}
+    unknown = sorted(set(chosen) - set(REPORT_REWARDS))
+    if unknown:
+        raise ValueError(f"unknown report reward(s) {unknown}; available: {sorted(REPORT_REWARDS)}")
+    bad = {k: v for k, v in chosen.items() if not math.isfinite(v)}
+    if bad:
+        raise ValueError(f"report weights must be finite numbers, got {bad}")
+    return chosen
+
+
+def make_options(options: Mapping[str, Any]) -> ReportOptions:
+    """Validate reward options (kwargs without the ``report_`` prefix) into :class:`ReportOptions`."""
+    unknown = sorted(set(options) - _OPTION_NAMES)
+    if unknown:
+        raise TypeError(f"unknown report reward option(s) {unknown}; known: {sorted(_OPTION_NAMES)}")
+    values = {}
+    for key, value in options.items():
+        if value is None:
+            continue  # hydra's null: keep the default
+        cast = _OPTION_CASTS.get(key)
+        try:
+            values[key] = cast(value) if cast else (as_bool(value) if key == "lowercase" else value)
+        except (TypeError, ValueError):
+            raise ValueError(f"report_{key}={value!r} is not a valid {cast.__name__}") from None
+    opts = ReportOptions(**values)
+    if opts.radgraph_level not in RADGRAPH_LEVELS:
+        raise ValueError(f"report_radgraph_level={opts.radgraph_level!r}; expected one of {list(RADGRAPH_LEVELS)}")
+    if opts.bertscore_config not in ("eval", "radcliq"):
+        raise ValueError(f"report_bertscore_config={opts.bertscore_config!r}; expected 'eval' or 'radcliq'")
+    if opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10:
+        raise ValueError(
+            "report length options out of range: min_chars >= 0, max_model_chars >= 1, 0 <= min_length_ratio <= 10 "
+            f"(got {opts.min_chars}, {opts.max_model_chars}, {opts.min_length_ratio})"
+        )
+    return opts
+
+
+def prepare_model_text(text: str, options: ReportOptions) -> str:
+    """Lower-case (unless disabled) and cut to ``max_model_chars``, as the reference's servers did."""
+    text = text.lower() if options.lowercase else text
+    return text[: options.max_model_chars]
+
+
+def report_keys(chosen: Mapping[str, float]) -> list[str]:
+    """Result keys of :func:`score_report` for a weight map (same for every sample)."""
+    keys = ["score", "answer_found", "answer_chars", "too_short"]
+    for name in chosen:
+        keys.append(name)
+        keys.extend(REPORT_REWARDS[name].extra_keys)
+    return keys
+
+
+def score_report_batch(
+    answers: list[str], references: list[str], chosen: Mapping[str, float], options: ReportOptions
+) -> list[dict[str, float]]:
+    """Score scorable (answer, reference) pairs with every chosen reward; one dict per pair."""
+    results: list[dict[str, float]] = [{} for _ in answers]
+    for name in chosen:
+        reward = REPORT_REWARDS[name]
+        if reward.model_based:
+            hyps = [prepare_model_text(a, options) for a in answers]
+            refs = [prepare_model_text(r, options) for r in references]
+        else:
+            hyps, refs = list(answers), list(references)
+        for result, values in zip(results, reward.score_batch(hyps, refs, options), strict=True):
+            for key in (name, *reward.extra_keys):
+                value = float(values[key])
+                if not math.isfinite(value):
+                    raise ValueError(f"report reward {name!r} produced a non-finite {key}={value}")
+                result[key] = value
+    return results
+
+
+def score_report(
+    solution_str: str,
+    ground_truth: str,
+    *,
+    thinking: bool = False,
+    reward: str | None = None,
+    weights: Mapping[str, float] | str | None = None,
+    **options: Any,
+) -> dict[str, float]:
+    """Score one report.
+
+    Args:
+        solution_str: the decoded response.
+        ground_truth: the reference report text.
+        thinking: score only the text after the last ``</think>``; no tag gives the floor.
+        reward: a single reward name (see :data:`REPORT_REWARDS`); default ``radcliq``.
+        weights: ``{name: weight}`` (or its JSON) for a weighted sum of rewards (overrides ``reward``).
+        **options: :class:`ReportOptions` fields, e.g. ``min_chars`` (answers or references shorter
+            than this get the floor), ``min_length_ratio`` (answers shorter than this fraction of the
+            reference get the floor: the length guard), ``radgraph_level``, ``weights_dir``.
+
+    Returns:
+        :func:`report_keys` -> floats; ``score`` is ``sum(w_k * r_k)``, each ``r_k`` in its
+        reward's ``[low, high]``, or the weighted floor.
+    """
+    chosen = resolve_weights(reward, weights)
+    opts = make_options(options)
+    answer = extract_answer(solution_str, thinking)
+    reference = ground_truth if isinstance(ground_truth, str) else str(ground_truth)
+    found = answer is not None
+    answer = answer or ""
+    reference_chars = len(reference.strip())
+    too_short = (
+        len(answer) < opts.min_chars
+        or reference_chars < opts.min_chars
+        or len(answer) < opts.min_length_ratio * reference_chars
+    )
+    result = {
+        "answer_found": float(found),
+        "answer_chars": float(len(answer)),
+        "too_short": float(found and too_short),
+    }
+    if not found or too_short:
+        components: dict[str, float] = {}
+        for name in chosen:
+            components[name] = REPORT_REWARDS[name].floor
+            components.update(dict.fromkeys(REPORT_REWARDS[name].extra_keys, math.nan))
+    else:
+        components = score_report_batch([answer], [reference], chosen, opts)[0]
+    result["score"] = float(sum(chosen[name] * components[name] for name in chosen))
+    result.update(components)
+    return {key: result[key] for key in report_keys(chosen)}

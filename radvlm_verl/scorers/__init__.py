@@ -1,0 +1,1 @@
+"""Model-based scorers (RadGraph, CheXbert, BERTScore) behind one batched interface (see base.py)."""

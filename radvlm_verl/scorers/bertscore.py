@@ -1,0 +1,127 @@
+"""BERTScore scorer through ``bert-score`` 0.3.13, IDF off, with the packaged rescale baselines.
+
+Two presets (``config``):
+
+- ``radcliq``: ``distilroberta-base``, layer 5, rescaled with the baseline: RadCliQ-v1's feature;
+- ``eval``: ``distilbert-base-uncased``, layer 5, rescaled: the reference's BERTScore reward and
+  the B-S evaluation column.
+
+IDF is always off: bert_score's IDF computed from the references of one call makes every token of
+a single reference weigh 0 (RadEval's exact-match RadCliQ of 9.37). The scorer caches pair scores
+and deduplicates pairs within a batch; bert_score itself encodes each distinct sentence of a batch
+once (a GRPO group's shared reference is encoded once).
+
+Per pair: ``bertscore`` = F1. Rescaled scores are ``(F - b) / (1 - b)`` with the model's baseline
+``b``: 1.0 for identical texts and negative for very dissimilar ones (lower bound
+``(-1 - b) / (1 - b)``, about -12 for b = 0.85).
+
+Example (needs a local model directory; not run as a doctest):
+    scorer = get_scorer("bertscore", config="radcliq", model="/weights/distilroberta-base")
+    scorer.score_pairs(["no effusion"], ["no pleural effusion"])
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from radvlm_verl.scorers.base import ScorerError, register_scorer
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.weights import resolve_weight
+
+# preset -> (weights artifact, bert_score model name used for the layer and baseline, layer)
+BERTSCORE_PRESETS = {
+    "radcliq": ("distilroberta-base", "distilroberta-base", 5),
+    "eval": ("distilbert-base-uncased", "distilbert-base-uncased", 5),
+}
+BERTSCORE_KEYS = ("bertscore",)
+
+
+def packaged_baseline(model_name: str, lang: str = "en") -> Path:
+    """Path of bert_score's shipped rescale baseline for ``model_name``."""
+    import bert_score
+
+    path = Path(bert_score.__file__).parent / "rescale_baseline" / lang / f"{model_name}.tsv"
+    if not path.is_file():
+        raise ScorerError(f"bert_score ships no {lang} baseline for {model_name!r} (looked for {str(path)!r})")
+    return path
+
+
+class BERTScoreScorer(BatchedPairScorer):
+    """BERTScore F1 per pair.
+
+    Args:
+        config: preset name (``radcliq`` or ``eval``).
+        model: local model directory; default resolved by :mod:`radvlm_verl.scorers.weights`.
+        num_layers: layer whose embeddings are compared (default: the preset's).
+        rescale_with_baseline: rescale with ``baseline`` (default: the preset model's packaged file).
+        baseline: path of a baseline ``.tsv``.
+        weights_dir, device, batch_size: as for the other scorers.
+        cache_size, batch_window_s, max_batch: caching and micro-batching.
+    """
+
+    name = "bertscore"
+    keys = BERTSCORE_KEYS
+
+    def __init__(
+        self,
+        config: str = "radcliq",
+        model: str | os.PathLike | None = None,
+        num_layers: int | None = None,
+        rescale_with_baseline: bool = True,
+        baseline: str | os.PathLike | None = None,
+        weights_dir: str | os.PathLike | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        cache_size: int = 8192,
+        batch_window_s: float = 0.005,
+        max_batch: int = 64,
+    ):
+        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
+        if config not in BERTSCORE_PRESETS:
+            raise ValueError(f"unknown BERTScore config {config!r}; expected one of {sorted(BERTSCORE_PRESETS)}")
+        artifact, model_name, default_layer = BERTSCORE_PRESETS[config]
+        model_dir = resolve_weight(artifact, path=model, weights_dir=weights_dir)
+        import torch
+        from bert_score import BERTScorer
+
+        baseline_path = None
+        if rescale_with_baseline:
+            baseline_path = Path(baseline) if baseline is not None else packaged_baseline(model_name)
+            if not baseline_path.is_file():
+                raise ScorerError(f"BERTScore baseline file {str(baseline_path)!r} does not exist")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            self._scorer = BERTScorer(
+                model_type=str(model_dir),
+                num_layers=int(num_layers or default_layer),
+                batch_size=int(batch_size),
+                idf=False,
+                device=self.device,
+                lang="en",
+                rescale_with_baseline=bool(rescale_with_baseline),
+                baseline_path=str(baseline_path) if baseline_path else None,
+            )
+        except Exception as error:
+            raise ScorerError(f"cannot load BERTScore model {str(model_dir)!r}: {error!r}") from error
+        self.config = config
+        self._pairs: TextCache[float] = TextCache(cache_size)
+        self._lock = threading.Lock()
+
+    def _compute(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        with self._lock, torch.inference_mode():
+            try:
+                _, _, f1 = self._scorer.score([h for h, _ in pairs], [r for _, r in pairs], verbose=False)
+            except Exception as error:
+                raise ScorerError(f"bert_score failed on {len(pairs)} pairs: {error!r}") from error
+        return [float(x) for x in f1.tolist()]
+
+    def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
+        scores = self._pairs.get_many(list(zip(hyps, refs, strict=True)), self._compute)
+        return [{"bertscore": s} for s in scores]
+
+
+register_scorer("bertscore", BERTScoreScorer)

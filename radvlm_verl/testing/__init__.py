@@ -1,0 +1,1 @@
+"""Offline builders of tiny models/tokenizers/processors for the demo and tests."""

@@ -1,0 +1,85 @@
+"""compute_score: routing by task, thinking handling, kwargs validation and stable key sets."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from radvlm_verl.rewards import compute_score, result_keys, task_family
+
+REF = "Small left pleural effusion. No pneumothorax."
+
+
+@pytest.mark.parametrize(
+    ("source", "info", "family"),
+    [
+        ("anything", {"task": "report"}, "report"),
+        ("anything", {"task": "phrase_grounding"}, "grounding"),
+        ("anything", {"task": "abnormality_detection"}, "grounding"),
+        ("cxr_report/mimic_cxr", {}, "report"),
+        ("cxr_grounding/ms_cxr", {}, "grounding"),
+        ("mimic_grpo_reasoning", {}, "report"),  # parquet written by the reference pipeline
+    ],
+)
+def test_task_family(source, info, family):
+    assert task_family(source, info) == family
+
+
+def test_unroutable_samples_raise_a_clear_error():
+    with pytest.raises(ValueError, match="extra_info\\['task'\\]"):
+        task_family("gsm8k", {})
+    with pytest.raises(ValueError, match="not a CXR task"):
+        task_family("x", {"task": "vqa"})
+
+
+def test_unknown_kwargs_are_a_configuration_error():
+    with pytest.raises(TypeError, match="unknown reward kwargs"):
+        compute_score("cxr_report/x", REF, REF, {"task": "report"}, reward="gleu")
+    with pytest.raises(ValueError, match="unknown report reward"):
+        compute_score("cxr_report/x", REF, REF, {"task": "report"}, report_reward="bleu9")
+
+
+def test_verl_passthrough_kwargs_are_accepted():
+    out = compute_score("cxr_report/x", REF, REF, {"task": "report"}, report_reward="gleu",
+                        reward_router_address=None, reward_model_tokenizer=None)
+    assert out["score"] == 1.0
+
+
+def test_thinking_modes_and_floor():
+    info = {"task": "report", "thinking": True}
+    good = compute_score("cxr_report/x", f"let me look</think>\n{REF}", REF, info, report_reward="rouge_l")
+    missing = compute_score("cxr_report/x", REF, REF, info, report_reward="rouge_l")
+    forced_off = compute_score("cxr_report/x", REF, REF, info, report_reward="rouge_l", thinking=False)
+    assert good["score"] == 1.0 and good["answer_found"] == 1.0
+    assert missing["score"] == 0.0 and missing["answer_found"] == 0.0
+    assert forced_off["score"] == 1.0
+    assert set(good) == set(missing) == set(forced_off)
+
+
+def test_too_short_answers_get_the_floor():
+    out = compute_score("cxr_report/x", "Ok.", REF, {"task": "report"}, report_reward="gleu")
+    assert out["score"] == 0.0 and out["too_short"] == 1.0
+
+
+def test_weighted_combination_reports_each_component():
+    out = compute_score("cxr_report/x", "Small left effusion.", REF, {"task": "report"},
+                        report_weights={"gleu": 0.25, "rouge_l": 0.75})
+    assert out["score"] == pytest.approx(0.25 * out["gleu"] + 0.75 * out["rouge_l"])
+    assert 0 < out["gleu"] < 1 and 0 < out["rouge_l"] < 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300), st.booleans(), st.sampled_from(["rouge_l", "gleu"]))
+def test_report_reward_never_raises_and_keeps_its_keys(text, thinking, reward):
+    out = compute_score("cxr_report/x", text, REF, {"task": "report", "thinking": thinking}, report_reward=reward)
+    assert math.isfinite(out["score"]) and 0.0 <= out["score"] <= 1.0
+    assert list(out) == list(compute_score("cxr_report/x", "", REF, {"task": "report", "thinking": True},
+                                           report_reward=reward))
+
+
+def test_result_keys_cover_both_tasks():
+    keys = result_keys(report_reward="gleu")
+    report_keys = compute_score("cxr_report/x", REF, REF, {"task": "report"}, report_reward="gleu")
+    assert set(report_keys) <= set(keys)
+    assert "score" in keys and len(keys) > len(report_keys)  # grounding adds its own components

@@ -1,0 +1,84 @@
+"""verl's RewardLoopManager on a local CPU Ray cluster, through each way of loading our rewards."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch, score_batch
+from radvlm_verl.testing.tiny import build_tiny_tokenizer
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+REF = "Small left pleural effusion. No pneumothorax."
+ROWS = [
+    {"data_source": "cxr_report/demo", "reward_model": {"style": "rule", "ground_truth": REF},
+     "extra_info": {"task": "report", "thinking": False, "id": "a"}},
+    {"data_source": "cxr_report/demo", "reward_model": {"style": "rule", "ground_truth": REF},
+     "extra_info": {"task": "report", "thinking": True, "id": "b"}},
+    {"data_source": "cxr_report/demo", "reward_model": {"style": "rule", "ground_truth": REF},
+     "extra_info": {"task": "report", "thinking": False, "id": "c"}},
+]
+RESPONSES = [REF, "thinking</think>Small left pleural effusion.", "Heart size is normal."]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="rv_ray_")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
+    yield
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    return build_tiny_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+def _score(tokenizer_dir, overrides):
+    from transformers import AutoTokenizer
+
+    config = compose_config("grpo_report", [f"actor_rollout_ref.model.path={tokenizer_dir}", "reward.num_workers=1",
+                                            "data.train_files=x", "data.val_files=x", *overrides])
+    batch = make_reward_batch(AutoTokenizer.from_pretrained(tokenizer_dir), ROWS, RESPONSES)
+    return score_batch(config, batch)
+
+
+def _expected():
+    from radvlm_verl.rewards import compute_score
+
+    return [compute_score(r["data_source"], resp, REF, r["extra_info"], report_reward="gleu")["score"]
+            for r, resp in zip(ROWS, RESPONSES)]
+
+
+def test_entry_point_registered_manager(ray_cluster, tokenizer_dir):
+    scores, extra = _score(tokenizer_dir, ["reward.reward_manager.name=radvlm", "reward.reward_kwargs.report_reward=gleu"])
+    assert scores == pytest.approx(_expected())
+    assert scores[0] == 1.0 and 0 < scores[1] < 1
+    assert {"score", "gleu", "answer_found", "answer_chars"} <= set(extra)
+
+
+def test_importlib_loaded_manager(ray_cluster, tokenizer_dir):
+    scores, _ = _score(tokenizer_dir, [
+        "reward.reward_manager.source=importlib",
+        "reward.reward_manager.module.path=pkg://radvlm_verl.integration.reward_manager",
+        "reward.reward_manager.name=RadVLMRewardManager",
+        "reward.reward_kwargs.report_reward=gleu",
+    ])
+    assert scores == pytest.approx(_expected())
+
+
+def test_drop_in_reward_file_with_verls_naive_manager(ray_cluster, tokenizer_dir):
+    scores, extra = _score(tokenizer_dir, [
+        "reward.reward_manager.name=naive",
+        f"reward.custom_reward_function.path={REPO / 'reward_plugins' / 'cxr_report_reward.py'}",
+        "+reward.custom_reward_function.reward_kwargs.report_reward=gleu",
+    ])
+    assert scores == pytest.approx(_expected())
+    assert "gleu" in extra

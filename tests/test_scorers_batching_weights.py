@@ -1,0 +1,124 @@
+"""Micro-batcher, text cache and weight resolution (no models)."""
+
+import threading
+import time
+
+import pytest
+
+from radvlm_verl.scorers.base import ScorerError
+from radvlm_verl.scorers.batching import BatchedPairScorer, MicroBatcher, TextCache
+from radvlm_verl.scorers.weights import WEIGHTS, WEIGHTS_ENV, MissingWeightsError, describe_weights, resolve_weight
+
+
+def run_threads(n, target):
+    barrier = threading.Barrier(n)
+    results, errors = [None] * n, []
+
+    def worker(i):
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def test_concurrent_single_calls_share_batches():
+    sizes = []
+
+    def batch_fn(items):
+        sizes.append(len(items))
+        time.sleep(0.01)
+        return [x * 10 for x in items]
+
+    batcher = MicroBatcher(batch_fn, window_s=0.05, max_batch=64)
+    results, errors = run_threads(32, lambda i: batcher.submit([i]))
+    assert not errors and results == [[i * 10] for i in range(32)]
+    assert sum(sizes) == 32 and batcher.calls == len(sizes) < 8  # gathered, not 32 calls
+
+
+def test_max_batch_and_large_requests():
+    sizes = []
+    batcher = MicroBatcher(lambda items: sizes.append(len(items)) or list(items), window_s=0.05, max_batch=4)
+    results, errors = run_threads(12, lambda i: batcher.submit([i]))
+    assert not errors and results == [[i] for i in range(12)] and max(sizes) <= 4
+    assert batcher.submit(list(range(10))) == list(range(10))  # one request larger than max_batch runs whole
+    assert batcher.submit([]) == []
+
+
+def test_errors_reach_every_caller_and_batcher_recovers():
+    calls = {"n": 0}
+
+    def flaky(items):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ScorerError("model crashed")
+        return list(items)
+
+    batcher = MicroBatcher(flaky, window_s=0.05)
+    _, errors = run_threads(4, lambda i: batcher.submit([i]))
+    assert errors and all(isinstance(e, ScorerError) for e in errors)
+    assert batcher.submit([5]) == [5]
+    with pytest.raises(ValueError):
+        MicroBatcher(list, window_s=-1)
+
+
+def test_text_cache_computes_unique_missing_once():
+    seen = []
+    cache = TextCache(maxsize=3)
+    compute = lambda keys: seen.extend(keys) or [k.upper() for k in keys]  # noqa: E731
+    assert cache.get_many(["a", "b", "a"], compute) == ["A", "B", "A"] and seen == ["a", "b"]
+    assert cache.get_many(["a", "c"], compute) == ["A", "C"] and seen == ["a", "b", "c"]
+    cache.get_many(["d"], compute)  # evicts the least recently used ("b")
+    assert len(cache) == 3
+    cache.get_many(["b"], compute)
+    assert seen[-1] == "b"
+
+
+def test_batched_pair_scorer_deduplicates_pairs():
+    class Echo(BatchedPairScorer):
+        name, keys = "echo", ("n",)
+
+        def __init__(self):
+            super().__init__(batch_window_s=0.0)
+            self.seen = []
+
+        def _score_batch(self, hyps, refs):
+            self.seen.append(len(hyps))
+            return [{"n": float(len(h) + len(r))} for h, r in zip(hyps, refs)]
+
+    scorer = Echo()
+    out = scorer.score_pairs(["aa", "aa", "b"], ["r", "r", "r"])
+    assert out == [{"n": 3.0}, {"n": 3.0}, {"n": 2.0}] and scorer.seen == [2]
+    with pytest.raises(ValueError, match="hypotheses"):
+        scorer.score_pairs(["a"], [])
+
+
+def test_weight_resolution_order_and_errors(tmp_path, monkeypatch):
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hf"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty_xdg"))
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "chexbert.pth").write_bytes(b"x")
+    explicit = tmp_path / "mine.pth"
+    explicit.write_bytes(b"y")
+    assert resolve_weight("chexbert", path=explicit) == explicit
+    assert resolve_weight("chexbert", weights_dir=tmp_path / "w") == tmp_path / "w" / "chexbert.pth"
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path / "w"))
+    assert resolve_weight("chexbert") == tmp_path / "w" / "chexbert.pth"
+    with pytest.raises(MissingWeightsError, match="distilroberta-base.*hf download distilbert/distilroberta-base"):
+        resolve_weight("distilroberta-base")
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        resolve_weight("chexbert", path=tmp_path / "nope.pth")
+    with pytest.raises(ValueError, match="unknown weight"):
+        resolve_weight("green")
+    rows = {row["name"]: row for row in describe_weights()}
+    assert set(rows) == set(WEIGHTS)
+    assert rows["chexbert"]["present"] and not rows["radgraph"]["present"] and rows["radgraph"]["path"] is None
+    assert issubclass(MissingWeightsError, ScorerError)

@@ -1,0 +1,128 @@
+"""CheXbert, BERTScore and RadGraph scorers on tiny random-weight models built here (offline)."""
+
+import numpy as np
+import pytest
+import torch
+
+from radvlm_verl.scorers.base import ScorerError, clear_scorers, get_scorer
+from radvlm_verl.testing.report_models import build_chexbert_checkpoint, build_report_weights
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+TEXTS = [
+    "small left pleural effusion . no pneumothorax",
+    "no acute cardiopulmonary process",
+    "moderate cardiomegaly with mild edema",
+    "",
+    "lungs are clear",
+]
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return build_report_weights(tmp_path_factory.mktemp("weights"), seed=11)
+
+
+@pytest.fixture(scope="module")
+def chexbert(weights):
+    from radvlm_verl.scorers.chexbert import CheXbertScorer
+
+    return CheXbertScorer(weights_dir=weights, device="cpu", batch_size=2)
+
+
+def test_chexbert_batched_equals_one_at_a_time(chexbert):
+    classes = chexbert.head_classes(TEXTS)
+    embeddings = chexbert.embeddings(TEXTS)
+    for text, cls, emb in zip(TEXTS, classes, embeddings):
+        ids = torch.tensor([chexbert.token_ids(text)])
+        with torch.inference_mode():
+            single_cls, logits = chexbert.model(ids, torch.ones_like(ids))
+        assert cls == [int(l.argmax()) for l in logits]
+        np.testing.assert_allclose(emb, single_cls[0].numpy(), atol=1e-5)
+    assert len({tuple(c) for c in classes}) > 1  # random heads still separate the inputs
+    labels = chexbert.labels(TEXTS)
+    assert all(set(row) <= {0, 1} and len(row) == 14 for row in labels)
+
+
+def test_chexbert_token_ids_follow_f1chexbert(chexbert):
+    tok = chexbert.tokenizer
+    assert chexbert.token_ids("") == [tok.cls_token_id, tok.sep_token_id]
+    assert chexbert.token_ids("  lungs\n\n are   clear ") == chexbert.token_ids("lungs are clear")
+    long_ids = chexbert.token_ids("effusion " * 700)
+    assert len(long_ids) == 512 and long_ids[-1] == tok.sep_token_id and long_ids[0] == tok.cls_token_id
+    assert chexbert.encode(["effusion " * 700])  # runs past 512 words
+
+
+def test_chexbert_scores_and_cache(chexbert):
+    before = chexbert._encoded.misses
+    out = chexbert.score_pairs([TEXTS[0], TEXTS[0], TEXTS[2]], [TEXTS[0]] * 3)
+    assert out[0] == out[1] and out[0]["chexbert_label_f1"] == 1.0 and out[0]["chexbert_semb"] == pytest.approx(1.0)
+    assert -1.0 <= out[2]["chexbert_semb"] <= 1.0 and 0.0 <= out[2]["chexbert_label_f1"] <= 1.0
+    assert chexbert._encoded.misses == before  # all three texts were encoded by earlier tests
+
+
+def test_chexbert_strict_loading(weights, tmp_path):
+    from radvlm_verl.scorers.chexbert import CheXbertScorer
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"model_state_dict": {"module.only_one_key": torch.zeros(1)}}, bad)
+    with pytest.raises(ScorerError, match="missing keys"):
+        CheXbertScorer(checkpoint=bad, encoder=weights / "bert-base-uncased", device="cpu")
+    other = tmp_path / "other"
+    from radvlm_verl.testing.report_models import build_tiny_bert
+
+    build_tiny_bert(other, hidden_size=16)
+    mismatched = build_chexbert_checkpoint(tmp_path / "m.pth", other)
+    with pytest.raises(ScorerError, match="shape mismatch"):
+        CheXbertScorer(checkpoint=mismatched, encoder=weights / "bert-base-uncased", device="cpu")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(ScorerError, match="cannot read"):
+        CheXbertScorer(checkpoint=tmp_path / "junk.pth", encoder=weights / "bert-base-uncased", device="cpu")
+
+
+def test_bertscore_tiny_model_matches_bert_score_directly(weights):
+    from bert_score import BERTScorer
+
+    from radvlm_verl.scorers.bertscore import BERTScoreScorer, packaged_baseline
+
+    scorer = BERTScoreScorer(config="radcliq", weights_dir=weights, num_layers=1, device="cpu")
+    hyps, refs = [TEXTS[0], TEXTS[1], TEXTS[0]], [TEXTS[0], TEXTS[2], TEXTS[2]]
+    ours = [d["bertscore"] for d in scorer.score_pairs(hyps, refs)]
+    direct = BERTScorer(
+        model_type=str(weights / "distilroberta-base"), num_layers=1, idf=False, lang="en", device="cpu",
+        rescale_with_baseline=True, baseline_path=str(packaged_baseline("distilroberta-base")),
+    ).score(hyps, refs)[2]
+    np.testing.assert_allclose(ours, direct.numpy(), atol=1e-6)
+    assert ours[0] == pytest.approx(1.0, abs=1e-5)
+    # a single pair scores the same as inside a batch (no per-call IDF)
+    scorer._pairs = type(scorer._pairs)(16)
+    assert scorer.score_pairs([hyps[1]], [refs[1]])[0]["bertscore"] == pytest.approx(ours[1], abs=1e-6)
+    with pytest.raises(ValueError, match="config"):
+        BERTScoreScorer(config="large", weights_dir=weights)
+
+
+def test_radgraph_standin_compat_and_guards(weights):
+    from radvlm_verl.scorers.radgraph import RadGraphScorer, apply_transformers5_compat
+
+    apply_transformers5_compat()
+    assert apply_transformers5_compat() == []  # idempotent
+    scorer = RadGraphScorer(model_type="radgraph-xl", weights_dir=weights, device="cpu")
+    graphs = scorer.annotate([TEXTS[0], " \n ", "", TEXTS[4]])
+    assert graphs[1] == graphs[2] == {"entities": {}}  # whitespace never reaches radgraph (it would crash)
+    assert graphs[0]["entities"] and graphs[3]["entities"]
+    out = scorer.score_pairs([TEXTS[0], " ", TEXTS[4]], [TEXTS[0], TEXTS[0], TEXTS[0]])
+    assert out[0] == {"radgraph_simple": 1.0, "radgraph_partial": 1.0, "radgraph_complete": 1.0,
+                      "radgraph_combined": out[0]["radgraph_combined"]}
+    assert out[1] == dict.fromkeys(scorer.keys, 0.0)
+    assert all(0.0 <= v <= 1.0 for d in out for v in d.values())
+    with pytest.raises(ScorerError, match="lacks"):
+        RadGraphScorer(model_type="radgraph", weights_dir=weights)
+
+
+def test_get_scorer_shares_instances(weights):
+    clear_scorers()
+    import radvlm_verl.scorers.chexbert  # noqa: F401  (registers)
+
+    a = get_scorer("chexbert", weights_dir=str(weights), device="cpu")
+    assert get_scorer("chexbert", weights_dir=str(weights), device="cpu") is a
+    clear_scorers()
