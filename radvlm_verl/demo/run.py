@@ -1,4 +1,4 @@
-"""CPU demo: convert the bundled synthetic sample, then score candidate reports through verl's reward loop.
+"""CPU demo: convert the bundled synthetic sample, then score candidate answers through verl's reward loop.
 
 Nothing is downloaded: the tokenizer is built offline, Ray runs locally on the CPU, and the rewards
 are the ones a training run would use (lexical by default, as no model weights are needed).
@@ -10,15 +10,41 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
+from radvlm_verl.boxes.formats import frame_from_extra_info
+from radvlm_verl.boxes.parse import parse_ground_truth
+from radvlm_verl.boxes.render import render_boxes
+
 DATA_DIR = Path(__file__).parent / "data"
 SAMPLE_JSON = DATA_DIR / "radvlm_sample.json"
 
-# Candidate responses per reference: (name, function of the reference).
-CANDIDATES = (
+# Candidate answers per row: (name, function of the reference text) for reports and
+# (name, function of the normalised ground-truth boxes) for grounding.
+REPORT_CANDIDATES = (
     ("copy of reference", lambda ref: ref),
     ("first sentence only", lambda ref: ref.split(". ")[0] + "."),
     ("unrelated normal report", lambda ref: "Heart size is normal. The lungs are clear without focal consolidation."),
 )
+GROUNDING_CANDIDATES = (
+    ("exact boxes", lambda boxes: boxes),
+    ("boxes shifted by 0.1", lambda boxes: np.clip(boxes + 0.1, 0.0, 1.0)),
+    ("no box", lambda boxes: boxes[:0]),
+)
+
+
+def candidate_answers(row: dict) -> list[tuple[str, str]]:
+    """(name, answer text) for one converted row, boxes written in the row's own ``box_format``."""
+    reference = row["reward_model"]["ground_truth"]
+    if row["extra_info"]["task"] == "report":
+        return [(name, make(reference)) for name, make in REPORT_CANDIDATES]
+    truth = parse_ground_truth(reference)
+    model_frame = frame_from_extra_info(row["extra_info"])
+    answers = []
+    for name, make in GROUNDING_CANDIDATES:
+        boxes = render_boxes(make(truth.boxes), model_frame)
+        answers.append((name, f"The finding is at {boxes}." if boxes else "No such finding is visible."))
+    return answers
 
 
 def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rouge_l") -> list[dict]:
@@ -44,10 +70,9 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
 
     batch_rows, responses, labels = [], [], []
     for row in rows:
-        reference = row["reward_model"]["ground_truth"]
-        for name, make in CANDIDATES:
+        for name, answer in candidate_answers(row):
             batch_rows.append(row)
-            responses.append(make(reference))
+            responses.append(answer)
             labels.append((row["extra_info"]["id"], row["extra_info"]["split"], name))
 
     print(f"[2/3] scoring {len(responses)} responses with verl's RewardLoopManager (reward manager 'radvlm')")
@@ -74,5 +99,7 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
     for i, (row_id, split, name) in enumerate(labels):
         results.append({"id": row_id, "split": split, "candidate": name, "score": scores[i], **{k: v[i] for k, v in extra.items()}})
     print(f"[3/3] rewards ({report_reward}; higher is better)")
-    print(pd.DataFrame(results)[["id", "split", "candidate", "score", "answer_chars"]].to_string(index=False, float_format="%.3f"))
+    columns = ["id", "split", "candidate", "score", "answer_chars", "precision", "recall"]
+    table = pd.DataFrame(results)[[c for c in columns if c in results[0]]]
+    print(table.to_string(index=False, float_format="%.3f", na_rep="-"))
     return results
