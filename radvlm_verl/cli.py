@@ -1,4 +1,4 @@
-"""``radvlm-verl`` command line: doctor, demo, convert."""
+"""``radvlm-verl`` command line: doctor, demo, convert, evaluate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from radvlm_verl.converters.cli import add_convert_commands
+from radvlm_verl.evaluation.cli import add_evaluate_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report-reward", default="rouge_l", help="report reward to demo (weight-free: rouge_l, gleu)")
 
     add_convert_commands(commands)
+    add_evaluate_command(commands)
     return parser
 
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out_dir, report_reward=args.report_reward)
         return 0
-    if args.command == "convert":
+    if args.command in ("convert", "evaluate"):
         return args._run(args)
     return 1
 

@@ -64,7 +64,7 @@ def _as_matrix(labels: Sequence[Sequence[int]], side: str) -> np.ndarray:
     return matrix
 
 
-def _f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, zero_division: float) -> np.ndarray:
+def f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, zero_division: float) -> np.ndarray:
     denominator = 2 * tp + fp + fn
     safe = np.where(denominator == 0, 1, denominator)
     return np.where(denominator == 0, zero_division, 2 * tp / safe)
@@ -74,8 +74,8 @@ def _micro_macro(ref: np.ndarray, hyp: np.ndarray, zero_division: float) -> tupl
     tp = (ref & hyp).sum(axis=0)
     fp = ((1 - ref) & hyp).sum(axis=0)
     fn = (ref & (1 - hyp)).sum(axis=0)
-    micro = float(_f1_from_counts(tp.sum(), fp.sum(), fn.sum(), zero_division))
-    macro = float(_f1_from_counts(tp, fp, fn, zero_division).mean())
+    micro = float(f1_from_counts(tp.sum(), fp.sum(), fn.sum(), zero_division))
+    macro = float(f1_from_counts(tp, fp, fn, zero_division).mean())
     return micro, macro
 
 

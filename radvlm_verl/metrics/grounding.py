@@ -349,8 +349,7 @@ def _native_coco(gt: dict, dets: list[dict]) -> np.ndarray:
 
 def _pycocotools_precision(gt: dict, dets: list[dict]) -> np.ndarray:
     try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+        import pycocotools  # noqa: F401  (only checks it is installed)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "coco_map(backend='pycocotools') needs pycocotools (pip install 'radvlm-verl[metrics]'), "
@@ -364,16 +363,26 @@ def _pycocotools_precision(gt: dict, dets: list[dict]) -> np.ndarray:
             if cat in with_gt:
                 precision[:, :, k] = 0.0
         return precision
+    ev = evaluated_cocoeval(gt, dets)
     with contextlib.redirect_stdout(io.StringIO()):
+        ev.accumulate()
+    # [T, R, K, A, M]: area "all" (0) and maxDets 100 (2)
+    return ev.eval["precision"][:, :, :, 0, 2]
+
+
+def evaluated_cocoeval(gt: dict, dets: list[dict]):
+    """pycocotools' ``COCOeval`` (bbox) after ``evaluate()`` on COCO dicts from :func:`to_coco` (non-empty ``dets``)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco_gt = COCO()
-        coco_gt.dataset = json.loads(json.dumps(gt))
+        coco_gt.dataset = json.loads(json.dumps(gt))  # a deep copy: pycocotools mutates its inputs
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(json.loads(json.dumps(dets)))
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.evaluate()
-        ev.accumulate()
-    # [T, R, K, A, M]: area "all" (0) and maxDets 100 (2)
-    return ev.eval["precision"][:, :, :, 0, 2]
+    return ev
 
 
 def _summary(precision: np.ndarray) -> dict[str, float]:
