@@ -96,6 +96,7 @@ def test_vindr_fusion_detection_and_dicom(tmp_path):
     root = tmp_path / "vindr"
     write_dicom(root / "train" / "fakeimg01.dicom", 200, 100, seed=1)
     write_dicom(root / "train" / "fakeimg02.dicom", 64, 64, seed=2, monochrome1=True)
+    write_dicom(root / "train" / "fakeimg05.dicom", 64, 64, seed=5)
     write_dicom(root / "test" / "fakeimg03.dicom", 80, 120, seed=3)
     nan = ""
     write_csv(root / "annotations" / "annotations_train.csv", VINDR_HEADER, [
@@ -103,7 +104,7 @@ def test_vindr_fusion_detection_and_dicom(tmp_path):
         ("fakeimg01", "R2", "Cardiomegaly", 64, 50, 144, 90),
         ("fakeimg01", "R3", "Nodule/Mass", 10, 10, 20, 20),
         ("fakeimg01", "R3", "Nodule/Mass", 150, 10, 160, 20),
-        ("fakeimg01", "R3", "Aortic enlargement", 10, 10, 10, 40),  # zero width: dropped
+        ("fakeimg05", "R3", "Aortic enlargement", 10, 10, 10, 40),  # zero width: dropped, and with it the image
         ("fakeimg02", "R1", "No finding", nan, nan, nan, nan),
         ("fakeimg02", "R2", "No finding", nan, nan, nan, nan),
         ("fakeimg02", "R3", "No finding", nan, nan, nan, nan),
@@ -138,6 +139,8 @@ def test_vindr_fusion_detection_and_dicom(tmp_path):
     assert summary.dropped["image file missing"] == 1
     assert summary.dropped["degenerate box (zero or negative size after clipping) skipped"] == 1
     assert summary.dropped["no finding: no grounding row (detection row only)"] == 1
+    # fakeimg05's only finding has no usable box: no row claims it has no finding
+    assert summary.dropped["detection row skipped: a finding has only degenerate boxes"] == 1
 
 
 def test_vindr_box_without_coordinates(tmp_path):
@@ -240,3 +243,57 @@ def test_padchest_gr_malformed_boxes(tmp_path):
     with pytest.raises(ConversionError, match=r"g\.json: entry 0 \(a\.png\) findings\[0\]: boxes must be"):
         padchest_gr.convert(tmp_path / "out", padchest_gr.Options(json_path=json_path, master_table=tmp_path / "m.csv",
                                                                   image_dir=tmp_path, progress=False))
+
+
+def test_padchest_gr_frontal_filter_from_the_padchest_csv(tmp_path):
+    images = tmp_path / "pngs"
+    for name in ("pa.png", "lat.png", "unlisted.png"):
+        write_image(images / name, 32, 32, kind="I;16")
+    write_csv(tmp_path / "m.csv", ("StudyID", "ImageID", "PatientID", "split"),
+              [(f"s{k}", name, f"pat{k}", "train") for k, name in enumerate(("pa.png", "lat.png", "unlisted.png"))])
+    finding = {"sentence_en": "Left basal opacity.", "boxes": [[0.1, 0.5, 0.4, 0.9]]}
+    json_path = write_json(tmp_path / "g.json", [{"StudyID": f"s{k}", "ImageID": name, "findings": [finding]}
+                                                 for k, name in enumerate(("pa.png", "lat.png", "unlisted.png"))])
+    padchest_csv = write_csv(tmp_path / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv",
+                             ("ImageID", "ImageDir", "StudyID", "Projection", "Report"),
+                             [("pa.png", 0, "s0", "PA", "informe"), ("lat.png", 0, "s1", "L", "informe"),
+                              ("other.png", 0, "s9", "AP", "informe")])
+    opts = dict(json_path=json_path, master_table=tmp_path / "m.csv", image_dir=images, progress=False)
+    summary = padchest_gr.convert(tmp_path / "out", padchest_gr.Options(**opts, padchest_csv=padchest_csv))
+    assert [r["extra_info"]["image_relpath"] for r in _rows(tmp_path / "out" / "train.parquet")] == ["pa.png"]
+    assert dict(summary.dropped) == {"not a frontal view (--padchest-csv)": 1,
+                                     "not in the PadChest CSV (--padchest-csv)": 1}
+    padchest_gr.convert(tmp_path / "all", padchest_gr.Options(**opts))  # no CSV: no view filter
+    assert len(_rows(tmp_path / "all" / "train.parquet")) == 3
+
+
+def test_chest_imagenome_malformed_scene_graph_names_file_and_object(tmp_path):
+    mimic = write_mimic(tmp_path / "mimic", [MimicImage("fake-g1", "99000011", "59000011", split="train")],
+                        shared_image=write_image(tmp_path / "one.jpg", 30, 40))
+    silver = tmp_path / "imagenome" / "silver_dataset"
+    graph = scene_graph("fake-g1", {"right lung": (30, 40, 150, 320)}, 300, 400)
+    del graph["objects"][0]["original_x2"]
+    write_json(silver / "scene_graph" / "fake-g1_SceneGraph.json", graph)
+    header = ("", "subject_id", "study_id", "dicom_id", "path", "ViewPosition")
+    write_csv(silver / "splits" / "train.csv", header, [(0, "99000011", "59000011", "fake-g1", "x.dcm", "PA")])
+    write_csv(silver / "splits" / "valid.csv", header, [])
+    write_csv(silver / "splits" / "test.csv", header, [])
+    with pytest.raises(ConversionError, match=r"fake-g1_SceneGraph\.json \(listed at .*train\.csv: line 2\): "
+                                              r"objects\[0\] \(right lung\) needs numeric"):
+        chest_imagenome.convert(tmp_path / "out", chest_imagenome.Options(
+            imagenome_root=tmp_path / "imagenome", mimic_root=mimic.root, progress=False))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.parquet"))
+
+
+def test_ms_cxr_v1_0_without_split_column_needs_the_mimic_split(mimic, tmp_path):
+    header = MS_CXR_HEADER[:-1]  # v1.0.0 has no split column
+    csv_path = write_csv(tmp_path / "MS_CXR_Local_Alignment_v1.0.0.csv", header, [
+        ("fake-a", "Edema", "Mild edema", "files/p99/p99000001/s59000001/fake-a.jpg", 1, 2, 10, 10, 2000, 2500)])
+    with pytest.raises(ConversionError, match=r"v1\.0\.0\.csv: line 2: no 'split' column \(v1\.0\.0\); use --split-source mimic"):
+        ms_cxr.convert(tmp_path / "own", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root,
+                                                         split_source="ms-cxr", progress=False))
+    ms_cxr.convert(tmp_path / "out", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root, progress=False))
+    assert len(_rows(tmp_path / "out" / "train.parquet")) == 1
+    (mimic.root / "mimic-cxr-2.0.0-split.csv.gz").unlink()
+    with pytest.raises(ConversionError, match=r"split file not found; pass --mimic-split-csv or --split-source ms-cxr"):
+        ms_cxr.convert(tmp_path / "none", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root, progress=False))

@@ -23,7 +23,7 @@ def test_16bit_png_is_windowed_not_saturated(tmp_path):
     assert (naive == 255).mean() > 0.99  # what qwen_vl_utils would feed the model
     store = ImageStore(tmp_path / "out")
     path, w, h = store.prepare(src, "a")
-    assert (w, h) == (90, 60) and path == (tmp_path / "out" / "a.png").resolve()
+    assert (w, h) == (90, 60) and path == (tmp_path / "out" / "minmax" / "a.png").resolve()
     with Image.open(path) as out:
         assert out.mode == "L"
         arr = np.asarray(out).astype(float)
@@ -47,6 +47,20 @@ def test_conversion_happens_once_and_is_reproducible(tmp_path):
     ImageStore(tmp_path / "out").prepare(src, "sub/a")
     assert path.read_bytes() == first
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_another_window_never_reuses_files_of_the_first(tmp_path):
+    src = write_image(tmp_path / "a.png", 40, 30, kind="I;16")
+    minmax, *_ = ImageStore(tmp_path / "out", "minmax").prepare(src, "a")
+    store = ImageStore(tmp_path / "out", "percentile")
+    percentile, *_ = store.prepare(src, "a")
+    assert percentile != minmax and (store.converted, store.reused) == (1, 0)
+    with Image.open(src) as im:
+        raw = np.asarray(im).astype(float)
+    low, high = np.percentile(raw, [0.5, 99.5])
+    expected = np.clip(np.rint((raw - low) * 255 / (high - low)), 0, 255)
+    with Image.open(percentile) as out:
+        assert np.abs(np.asarray(out).astype(float) - expected).max() <= 1
 
 
 def test_8bit_files_are_used_in_place(tmp_path):

@@ -2,8 +2,6 @@
 
 import gzip
 import hashlib
-import json
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest

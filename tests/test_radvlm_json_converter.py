@@ -103,3 +103,16 @@ def test_skip_missing_images_drops_with_reason(tmp_path):
     src.write_text(json.dumps(rows))
     summary = convert(src, tmp_path / "out", Options(val_size=0, skip_missing_images=True))
     assert summary.dropped["image missing or unreadable"] == 1 and summary.written["train"] == 7
+
+
+@pytest.mark.parametrize("bad", [dict(box_format="qwen_rel1000"), dict(box_hint=True), dict(tasks=("vqa",))])
+def test_options_that_cannot_apply_to_radvlm_rows_are_refused(bad):
+    with pytest.raises(ValueError, match="box_format must be radvlm_norm01|unknown task"):
+        Options(**bad)
+
+
+def test_limit_and_progress(tmp_path, capsys):
+    src = _write_sample(tmp_path / "in")
+    summary = convert(src, tmp_path / "out", Options(val_size=0, limit=3))
+    assert summary.written["train"] == 3
+    assert "radvlm-json" in capsys.readouterr().err

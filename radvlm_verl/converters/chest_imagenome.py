@@ -31,11 +31,12 @@ from radvlm_verl.converters.common import (
     iter_csv,
     limited,
     load_json,
+    load_mimic_split,
     norm_box,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.mimic_cxr import default_csv, image_relpath, load_split_map
+from radvlm_verl.converters.mimic_cxr import image_relpath
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "chest_imagenome"
@@ -94,12 +95,8 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     mimic_root = Path(options.mimic_root)
     mimic_split = None
     if options.split_source == "mimic":
-        split_csv = Path(options.mimic_split_csv or default_csv(mimic_root, "mimic-cxr-2.0.0-split.csv"))
-        if not split_csv.is_file():
-            raise ConversionError(
-                f"{split_csv}: MIMIC-CXR split file not found; pass --mimic-split-csv or --split-source imagenome"
-            )
-        mimic_split = load_split_map(split_csv)
+        mimic_split = load_mimic_split(mimic_root, options.mimic_split_csv,
+                                       hint="pass --mimic-split-csv or --split-source imagenome")
     avoid_csv = split_dir / "images_to_avoid.csv"
     avoid = {rec["dicom_id"].strip() for _, rec in iter_csv(avoid_csv, ("dicom_id",))} if avoid_csv.is_file() else set()
     views = {v.upper() for v in options.views}

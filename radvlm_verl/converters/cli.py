@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from radvlm_verl.converters.common import SPLITS
 from radvlm_verl.converters.rows import BOX_FORMATS, DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ConversionError
 
 
@@ -56,11 +57,26 @@ def _add_window(p: argparse.ArgumentParser) -> None:
                    help="intensity window for 16-bit and DICOM images")
 
 
+def _dataset_parser(sub, name: str, module: Any, help: str, *, splits: Sequence[str] | None = SPLITS,
+                    window: bool = False, grounding: bool = True, report: bool = True) -> argparse.ArgumentParser:
+    """The subcommand of one dataset (its module docstring as description) with the shared flags;
+    the caller adds the dataset's own flags."""
+    p = sub.add_parser(name, help=help, description=module.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(_module=module)
+    if splits is not None:
+        p.add_argument("--splits", type=_csv_list, default=tuple(splits), help="splits to write, e.g. train,val")
+    if window:
+        _add_window(p)
+    _add_common(p, grounding=grounding, report=report)
+    return p
+
+
 def _mimic_cxr(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import mimic_cxr as m
 
-    p = sub.add_parser("mimic-cxr", help="MIMIC-CXR-JPG reports (findings/impression), official split, frontal views",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "mimic-cxr", m, "MIMIC-CXR-JPG reports (findings/impression), official split, frontal views",
+                        grounding=False)
     p.add_argument("--mimic-root", type=Path, required=True, help="MIMIC-CXR-JPG root (files/ and the CSVs)")
     p.add_argument("--reports", type=Path, required=True,
                    help="mimic_cxr_sectioned.csv, the raw report tree, or a folder of <study_id>.txt")
@@ -68,33 +84,25 @@ def _mimic_cxr(sub) -> argparse.ArgumentParser:
     p.add_argument("--split-csv", type=Path, default=None)
     p.add_argument("--sections", type=_csv_list, default=m.SECTIONS, help="fallback order, e.g. findings,impression")
     p.add_argument("--views", type=_csv_list, default=("PA", "AP"))
-    p.add_argument("--splits", type=_csv_list, default=("train", "val", "test"))
-    _add_common(p, grounding=False)
-    p.set_defaults(_module=m)
     return p
 
 
 def _chexpert_plus(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import chexpert_plus as m
 
-    p = sub.add_parser("chexpert-plus", help="CheXpert Plus reports, frontal views",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "chexpert-plus", m, "CheXpert Plus reports, frontal views", window=True, grounding=False)
     p.add_argument("--csv-path", type=Path, required=True, help="df_chexpert_plus_240401.csv")
     p.add_argument("--image-root", type=Path, required=True, help="folder that path_to_image is relative to")
     p.add_argument("--sections", type=_csv_list, default=m.SECTIONS)
-    p.add_argument("--splits", type=_csv_list, default=("train", "val", "test"))
     p.add_argument("--val-fraction", type=float, default=0.0, help="patients moved from train to val")
-    _add_window(p)
-    _add_common(p, grounding=False)
-    p.set_defaults(_module=m)
     return p
 
 
 def _iu_xray(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import iu_xray as m
 
-    p = sub.add_parser("iu-xray", help="IU X-ray / Open-i reports (public test set)",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "iu-xray", m, "IU X-ray / Open-i reports (public test set)", splits=None, window=True,
+                        grounding=False)
     p.add_argument("--reports-dir", type=Path, required=True, help="ecgen-radiology/ with the XML reports")
     p.add_argument("--image-dir", type=Path, required=True, help="folder of the PNGs")
     p.add_argument("--projections", type=Path, default=None, help="indiana_projections.csv (frontal filter)")
@@ -102,98 +110,75 @@ def _iu_xray(sub) -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--test-fraction", type=float, default=0.0)
     p.add_argument("--sections", type=_csv_list, default=m.SECTIONS)
-    _add_window(p)
-    _add_common(p, grounding=False)
-    p.set_defaults(_module=m)
     return p
 
 
 def _ms_cxr(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import ms_cxr as m
 
-    p = sub.add_parser("ms-cxr", help="MS-CXR phrase grounding on MIMIC-CXR images",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "ms-cxr", m, "MS-CXR phrase grounding on MIMIC-CXR images", report=False)
     p.add_argument("--csv-path", type=Path, required=True, help="MS_CXR_Local_Alignment_v1.1.0.csv")
     p.add_argument("--mimic-root", type=Path, required=True)
     p.add_argument("--split-source", choices=("mimic", "ms-cxr"), default="mimic")
     p.add_argument("--mimic-split-csv", type=Path, default=None)
-    p.add_argument("--splits", type=_csv_list, default=("train", "val", "test"))
-    _add_common(p, report=False)
-    p.set_defaults(_module=m)
     return p
 
 
 def _vindr_cxr(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import vindr_cxr as m
 
-    p = sub.add_parser("vindr-cxr", help="VinDr-CXR abnormality grounding/detection (DICOM, reader fusion)",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "vindr-cxr", m, "VinDr-CXR abnormality grounding/detection (DICOM, reader fusion)",
+                        splits=("train", "test"), window=True, report=False)
     p.add_argument("--vindr-root", type=Path, required=True, help="folder with annotations/, train/, test/")
     p.add_argument("--image-dir", type=Path, default=None, help="pre-converted <image_id>.png at original size")
     p.add_argument("--tasks", type=_csv_list, default=m.TASKS)
-    p.add_argument("--splits", type=_csv_list, default=("train", "test"))
     p.add_argument("--val-fraction", type=float, default=0.0)
     p.add_argument("--iou-thr", type=float, default=m.FUSION_IOU, help="weighted-box-fusion IoU threshold")
-    _add_window(p)
-    _add_common(p, report=False)
-    p.set_defaults(_module=m)
     return p
 
 
 def _chest_imagenome(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import chest_imagenome as m
 
-    p = sub.add_parser("chest-imagenome", help="Chest ImaGenome anatomy grounding on MIMIC-CXR images",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "chest-imagenome", m, "Chest ImaGenome anatomy grounding on MIMIC-CXR images",
+                        report=False)
     p.add_argument("--imagenome-root", type=Path, required=True, help="folder with silver_dataset/")
     p.add_argument("--mimic-root", type=Path, required=True)
     p.add_argument("--split-source", choices=("mimic", "imagenome"), default="mimic")
     p.add_argument("--mimic-split-csv", type=Path, default=None)
     p.add_argument("--regions-per-image", type=int, default=1, help="0 = every region")
     p.add_argument("--regions", type=_csv_list, default=(), help="keep only these bbox_names")
-    p.add_argument("--splits", type=_csv_list, default=("train", "val", "test"))
-    _add_common(p, report=False)
-    p.set_defaults(_module=m)
+    p.add_argument("--views", type=_csv_list, default=("PA", "AP"), help="ViewPosition values kept")
     return p
 
 
 def _padchest_gr(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import padchest_gr as m
 
-    p = sub.add_parser("padchest-gr", help="PadChest-GR grounded reports (16-bit PNG)",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "padchest-gr", m, "PadChest-GR grounded reports (16-bit PNG)", window=True)
     p.add_argument("--json-path", type=Path, required=True, help="grounded_reports_20240819.json")
     p.add_argument("--master-table", type=Path, required=True, help="master_table.csv")
     p.add_argument("--image-dir", type=Path, required=True, help="folder of the 16-bit PNGs")
     p.add_argument("--tasks", type=_csv_list, default=("phrase_grounding",), help="phrase_grounding,report")
-    p.add_argument("--extra-boxes", choices=("ignore", "add", "fuse"), default="ignore")
-    p.add_argument("--splits", type=_csv_list, default=("train", "val", "test"))
-    _add_window(p)
-    _add_common(p)
-    p.set_defaults(_module=m)
+    p.add_argument("--extra-boxes", choices=("ignore", "add", "fuse"), default="ignore",
+                   help="second reader's boxes: ignore (as RadVLM), add to the first's, or fuse (WBF)")
+    p.add_argument("--padchest-csv", type=Path, default=None,
+                   help="PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv: keep frontal views only")
+    p.add_argument("--views", type=_csv_list, default=m.FRONTAL_PROJECTIONS, help="Projection values kept")
     return p
 
 
 def _radvlm_json(sub) -> argparse.ArgumentParser:
     from radvlm_verl.converters import radvlm_json as m
 
-    p = sub.add_parser("radvlm-json", help="RadVLM instruction JSON (LLaVA style), every task and turn",
-                       description=m.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _dataset_parser(sub, "radvlm-json", m, "RadVLM instruction JSON (LLaVA style), every task and turn",
+                        splits=None, grounding=False, report=False)
     p.add_argument("json_path", type=Path)
-    p.add_argument("--out-dir", type=Path, required=True)
     p.add_argument("--image-root", type=Path, default=None, help="folder image paths are relative to")
     p.add_argument("--val-size", type=int, default=128, help="validation rows, drawn by patient")
     p.add_argument("--split-name", default=None, help="write every row to this split instead")
     p.add_argument("--tasks", type=_csv_list, default=m.RL_TASKS)
-    p.add_argument("--thinking", choices=("off", "suffix", "native"), default="off")
-    p.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    p.add_argument("--embed-images", action="store_true")
     p.add_argument("--skip-missing-images", action="store_true")
-    p.add_argument("--system-prompt", default=None)
-    p.add_argument("--eval-files", type=Path, nargs="*", default=())
-    p.add_argument("--allow-leakage", action="store_true")
-    p.set_defaults(_module=m)
     return p
 
 

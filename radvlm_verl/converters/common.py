@@ -93,6 +93,37 @@ def carve_split(patient_id: str, split: str, val_fraction: float = 0.0, test_fra
     return "train"
 
 
+# --- MIMIC-CXR split authority ---------------------------------------------------------------
+
+MIMIC_SPLIT_CSV = "mimic-cxr-2.0.0-split.csv"
+MIMIC_SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
+
+
+def default_csv(root: Path, name: str) -> Path:
+    """``root/name`` or its gzipped form, whichever exists (the plain name when neither does)."""
+    for candidate in (root / name, root / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return root / name
+
+
+def load_mimic_split(mimic_root: str | Path, split_csv: str | Path | None = None, *, hint: str = "") -> dict[str, str]:
+    """dicom_id -> train/val/test from MIMIC-CXR's official split file.
+
+    One split authority for MIMIC-CXR and every dataset built on its images (MS-CXR, Chest
+    ImaGenome), so no MIMIC patient is in one dataset's train split and another's test split.
+    ``split_csv`` defaults to ``<mimic_root>/mimic-cxr-2.0.0-split.csv(.gz)``; ``hint`` is added to
+    the error when the file is missing (e.g. the flag that picks another authority).
+    """
+    path = Path(split_csv) if split_csv is not None else default_csv(Path(mimic_root), MIMIC_SPLIT_CSV)
+    if not path.is_file():
+        raise ConversionError(f"{path}: MIMIC-CXR split file not found" + (f"; {hint}" if hint else ""))
+    splits: dict[str, str] = {}
+    for line, row in iter_csv(path, MIMIC_SPLIT_COLUMNS):
+        splits[row["dicom_id"].strip()] = normalise_split(row["split"], f"{path}: line {line}")
+    return splits
+
+
 # --- streaming CSV ---------------------------------------------------------------------------
 
 
@@ -264,12 +295,14 @@ class RowBuilder:
     options: CommonOptions
     _index: Counter = field(default_factory=Counter)
 
-    def prompt(self, task: str, key: str, label: str | None = None) -> list[dict[str, str]]:
+    def prompt(self, task: str, key: str, label: str | None = None, question: str | None = None) -> list[dict[str, str]]:
+        """The row's chat messages; ``question`` replaces the templated question (RadVLM JSON rows)."""
         o = self.options
         return templates.render_prompt(
             task,
             key=key,
             label=label,
+            question=question,
             thinking_suffix=o.thinking == "suffix",
             system_prompt=o.system_prompt,
             box_format=o.box_format if (o.box_hint and task != "report") else None,
@@ -290,13 +323,16 @@ class RowBuilder:
         ground_truth: str,
         label: str | None = None,
         prompt: list[dict[str, str]] | None = None,
+        dataset: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
+        """One ``(split, row)``; ``prompt`` overrides the template, ``dataset`` the builder's dataset."""
         o = self.options
+        dataset = dataset or self.dataset
         family = "report" if task == "report" else "grounding"
         index = self._index[split]
         self._index[split] += 1
         row = make_row(
-            data_source=f"cxr_{family}/{self.dataset}",
+            data_source=f"cxr_{family}/{dataset}",
             prompt=prompt if prompt is not None else self.prompt(task, row_id, label),
             image=image_entry(image_path, min_pixels=o.min_pixels, max_pixels=o.max_pixels, embed=o.embed_images),
             ground_truth=ground_truth,
@@ -304,7 +340,7 @@ class RowBuilder:
                 "split": split,
                 "index": index,
                 "id": row_id,
-                "dataset": self.dataset,
+                "dataset": dataset,
                 "task": task,
                 "patient_id": str(patient_id),
                 "image_relpath": image_relpath,

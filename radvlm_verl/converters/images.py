@@ -149,8 +149,9 @@ class ImageStore:
     """Hands out an 8-bit file for every source image, converting each at most once.
 
     ``prepare(source, key)`` returns ``(path, width, height)``: the source itself when it is
-    already 8-bit ``L``/``RGB`` (JPEG, 8-bit PNG), otherwise ``<out_root>/<key>.png``, written
-    atomically the first time and reused afterwards (re-runs convert nothing).
+    already 8-bit ``L``/``RGB`` (JPEG, 8-bit PNG), otherwise ``<out_root>/<window>/<key>.png``,
+    written atomically the first time and reused afterwards (re-runs convert nothing). The window
+    is part of the path so that a run with another window never reuses files windowed differently.
     """
 
     def __init__(self, out_root: str | os.PathLike, window: str = "minmax"):
@@ -162,7 +163,7 @@ class ImageStore:
         self.reused = 0
 
     def target(self, key: str) -> Path:
-        return self.out_root / f"{key}.png"
+        return self.out_root / self.window / f"{key}.png"
 
     def prepare(self, source: Path, key: str) -> tuple[Path, int, int]:
         target = self.target(key)

@@ -34,10 +34,11 @@ from radvlm_verl.converters.common import (
     CommonOptions,
     RowBuilder,
     clean_report,
+    default_csv,
     first_section,
     iter_csv,
     limited,
-    normalise_split,
+    load_mimic_split,
     parse_int,
     progress,
     write_rows,
@@ -46,7 +47,6 @@ from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "mimic_cxr"
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "Rows", "Columns")
-SPLIT_COLUMNS = ("dicom_id", "study_id", "subject_id", "split")
 SECTIONED_COLUMNS = ("study", "impression", "findings", "last_paragraph")
 SECTIONS = ("findings", "impression", "last_paragraph")
 
@@ -63,14 +63,6 @@ class Options(CommonOptions):
     sections: tuple[str, ...] = SECTIONS
     views: tuple[str, ...] = ("PA", "AP")
     splits: tuple[str, ...] = ("train", "val", "test")
-
-
-def default_csv(root: Path, name: str) -> Path:
-    """``root/name`` or its gzipped form, whichever exists (the plain name when neither does)."""
-    for candidate in (root / name, root / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return root / name
 
 
 def section_report(text: str) -> dict[str, str]:
@@ -134,23 +126,14 @@ def image_relpath(subject_id: str, study_id: str, dicom_id: str) -> str:
     return f"files/p{subject_id[:2]}/p{subject_id}/s{study_key(study_id)}/{dicom_id}.jpg"
 
 
-def load_split_map(path: Path) -> dict[str, str]:
-    """dicom_id -> train/val/test from the official split file."""
-    splits: dict[str, str] = {}
-    for line, row in iter_csv(path, SPLIT_COLUMNS):
-        splits[row["dicom_id"]] = normalise_split(row["split"], f"{path}: line {line}")
-    return splits
-
-
 def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     """Write ``train/val/test.parquet`` report rows to ``out_dir``; see the module docstring."""
     root = Path(options.mimic_root)
     metadata = options.metadata or default_csv(root, "mimic-cxr-2.0.0-metadata.csv")
-    split_csv = options.split_csv or default_csv(root, "mimic-cxr-2.0.0-split.csv")
     unknown = set(options.sections) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown report section(s) {sorted(unknown)}; choose from {SECTIONS}")
-    split_of = load_split_map(Path(split_csv))
+    split_of = load_mimic_split(root, options.split_csv, hint="pass --split-csv")
     reports = ReportSource(Path(options.reports), tuple(options.sections))
     views = {v.upper() for v in options.views}
     builder = RowBuilder(DATASET, options)
@@ -160,7 +143,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
         records = limited(iter_csv(metadata, METADATA_COLUMNS), options.limit)
         for line, rec in progress(records, desc="mimic-cxr", enabled=options.progress):
             where = f"{metadata}: line {line}"
-            dicom_id, subject_id, study_id = rec["dicom_id"], rec["subject_id"].strip(), rec["study_id"].strip()
+            dicom_id, subject_id, study_id = (rec[c].strip() for c in ("dicom_id", "subject_id", "study_id"))
             if rec["ViewPosition"].strip().upper() not in views:
                 summary.drop(f"view not in {'/'.join(sorted(views))}", dicom_id)
                 continue

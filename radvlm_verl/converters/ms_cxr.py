@@ -24,6 +24,7 @@ from radvlm_verl.converters.common import (
     RowBuilder,
     grounding_truth,
     iter_csv,
+    load_mimic_split,
     normalise_split,
     norm_box,
     parse_float,
@@ -31,7 +32,6 @@ from radvlm_verl.converters.common import (
     resolve_image,
     write_rows,
 )
-from radvlm_verl.converters.mimic_cxr import default_csv, load_split_map
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "ms_cxr"
@@ -60,12 +60,8 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     root = Path(options.mimic_root)
     mimic_split = None
     if options.split_source == "mimic":
-        split_csv = Path(options.mimic_split_csv or default_csv(root, "mimic-cxr-2.0.0-split.csv"))
-        if not split_csv.is_file():
-            raise ConversionError(
-                f"{split_csv}: MIMIC-CXR split file not found; pass --mimic-split-csv or --split-source ms-cxr"
-            )
-        mimic_split = load_split_map(split_csv)
+        mimic_split = load_mimic_split(root, options.mimic_split_csv,
+                                       hint="pass --mimic-split-csv or --split-source ms-cxr")
     summary = ConversionSummary()
 
     # The CSV is small (~1.4k rows): group boxes by (image, phrase) in first-appearance order.

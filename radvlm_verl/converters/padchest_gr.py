@@ -12,6 +12,10 @@ second reader): ``ignore`` (default, as RadVLM), ``add`` (both readers' boxes as
 ``fuse`` (weighted box fusion of the two readers, as for VinDr). With ``report`` in ``tasks`` one
 report row per image is added whose ground truth is the study's English sentences joined.
 Splits come from the master table (patient-level): ``validation`` is written as ``val``.
+
+Views: PadChest-GR's files do not say which images are frontal. Pass the original PadChest label
+CSV (``PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv``; columns ``ImageID, Projection``) as
+``padchest_csv`` to keep only ``views`` (default PA, AP and AP_horizontal), as RadVLM does.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ DATASET = "padchest_gr"
 MASTER_COLUMNS = ("StudyID", "ImageID", "PatientID", "split")
 TASKS = ("phrase_grounding", "report")
 EXTRA_BOX_POLICIES = ("ignore", "add", "fuse")
+FRONTAL_PROJECTIONS = ("PA", "AP", "AP_horizontal")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +59,8 @@ class Options(CommonOptions):
     extra_boxes: str = "ignore"
     splits: tuple[str, ...] = ("train", "val", "test")
     window: str = "minmax"
+    padchest_csv: Path | None = None  # original PadChest labels CSV, for the frontal-view filter
+    views: tuple[str, ...] = FRONTAL_PROJECTIONS
 
 
 def _boxes(value: Any, where: str) -> list[list[float]]:
@@ -65,6 +72,16 @@ def _boxes(value: Any, where: str) -> list[list[float]]:
         return [b for b in (clip_norm_box(box) for box in value) if b is not None]
     except (TypeError, ValueError) as exc:
         raise ConversionError(f"{where}: non-numeric box coordinates: {exc}") from exc
+
+
+def load_projections(path: Path, image_ids: set[str]) -> dict[str, str]:
+    """ImageID -> Projection from the original PadChest CSV, for ``image_ids`` only (streamed)."""
+    projections = {}
+    for _, rec in iter_csv(path, ("ImageID", "Projection")):
+        image_id = rec["ImageID"].strip()
+        if image_id in image_ids:
+            projections[image_id] = rec["Projection"].strip()
+    return projections
 
 
 def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
@@ -81,6 +98,8 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     data = load_json(options.json_path)
     if not isinstance(data, list):
         raise ConversionError(f"{options.json_path}: expected a JSON list of studies, got {type(data).__name__}")
+    projections = load_projections(Path(options.padchest_csv), set(master)) if options.padchest_csv else None
+    views = {v.lower() for v in options.views}
     image_dir = Path(options.image_dir)
     store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
     builder = RowBuilder(DATASET, options)
@@ -98,6 +117,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 raise ConversionError(f"{where} ({image_id}): 'findings' must be a list")
             if image_id not in master:
                 summary.drop("image not in master_table", image_id)
+                continue
+            if projections is not None and projections.get(image_id, "").lower() not in views:
+                reason = "not in the PadChest CSV" if image_id not in projections else "not a frontal view"
+                summary.drop(f"{reason} (--padchest-csv)", image_id)
                 continue
             patient, split = master[image_id]
             if split not in options.splits:

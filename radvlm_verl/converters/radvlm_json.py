@@ -21,7 +21,6 @@ Example (the demo data shipped with the package)::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -31,20 +30,19 @@ from typing import Any
 
 from PIL import Image
 
-from radvlm_verl import templates
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
-from radvlm_verl.converters.common import clip_norm_box, detection_truth, grounding_truth
-from radvlm_verl.converters.leakage import LeakageCheck
-from radvlm_verl.converters.rows import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_PIXELS,
-    ConversionError,
-    ConversionSummary,
-    image_entry,
-    make_row,
-    split_fraction,
-    write_splits,
+from radvlm_verl.converters.common import (
+    CommonOptions,
+    RowBuilder,
+    clip_norm_box,
+    detection_truth,
+    grounding_truth,
+    limited,
+    load_json,
+    progress,
+    write_rows,
 )
+from radvlm_verl.converters.rows import ConversionError, ConversionSummary, split_fraction
 
 # id prefix -> (task, dataset). Order matters: the first matching prefix wins.
 ID_PREFIXES: tuple[tuple[str, str | None, str], ...] = (
@@ -86,33 +84,26 @@ def patient_key(image_path: str) -> str:
     return Path(normalised).stem
 
 
-@dataclass(frozen=True)
-class Options:
-    image_root: Path | None = None
-    val_size: int = 128
+@dataclass(frozen=True, kw_only=True)
+class Options(CommonOptions):
+    """The common options (prompts come from the JSON rows, so no box hint or style constraint)."""
+
+    image_root: Path | None = None  # folder relative image paths are read from (default: the JSON's folder)
+    val_size: int = 128  # validation rows, drawn by patient
     split_name: str | None = None  # write every row to this split instead of train/val
     tasks: tuple[str, ...] = RL_TASKS
-    thinking: str = "off"  # off | suffix (append " /think", RadVLM-Thinking) | native (Qwen3-VL-Thinking)
-    min_pixels: int = DEFAULT_MIN_PIXELS
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    embed_images: bool = False
     skip_missing_images: bool = False
-    system_prompt: str | None = None
-    eval_files: tuple[Path, ...] = ()  # converted evaluation parquet files the train set must not overlap
-    allow_leakage: bool = False
 
-
-def _load(json_path: Path) -> list[Any]:
-    if not json_path.is_file():
-        raise ConversionError(f"{json_path}: no such file")
-    try:
-        with json_path.open("rb") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ConversionError(f"{json_path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
-    if not isinstance(data, list):
-        raise ConversionError(f"{json_path}: expected a JSON list of rows, got {type(data).__name__}")
-    return data
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.box_format != "radvlm_norm01" or self.box_hint or self.style_constraint:
+            raise ValueError(
+                "radvlm-json keeps each row's own question and RadVLM's normalised [0, 1] answers: "
+                "box_format must be radvlm_norm01, and box_hint and style_constraint must be off"
+            )
+        unknown = set(self.tasks) - set(RL_TASKS)
+        if unknown:
+            raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {RL_TASKS}")
 
 
 def _turn_pairs(record: dict[str, Any], where: str) -> list[tuple[str, str]]:
@@ -155,13 +146,15 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
     ``skip_missing_images``); no output file is created or replaced in that case.
     """
     json_path = Path(json_path)
-    records = _load(json_path)
+    records = load_json(json_path)
+    if not isinstance(records, list):
+        raise ConversionError(f"{json_path}: expected a JSON list of rows, got {type(records).__name__}")
     image_root = options.image_root or json_path.parent
     summary = ConversionSummary()
 
     # Pass 1: validate every record and pick the validation patients before writing anything.
     kept: list[tuple[int, str, str, str, str, list[tuple[str, str]]]] = []
-    for position, record in enumerate(records):
+    for position, record in limited(enumerate(records), options.limit):
         row_id, image = _validate(record, position, json_path)
         task, dataset = task_of(row_id)
         if task is None:
@@ -185,9 +178,11 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
             val_patients.add(patient)
             total += counts[patient]
 
+    builder = RowBuilder("radvlm_json", options)
+
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        index = {"train": 0, "val": 0}
-        for position, row_id, image, task, dataset, pairs in kept:
+        for position, row_id, image, task, dataset, pairs in progress(kept, desc="radvlm-json",
+                                                                      enabled=options.progress):
             path = Path(image) if os.path.isabs(image) else image_root / image
             try:
                 with Image.open(path) as im:
@@ -201,53 +196,35 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
                 ) from exc
             patient = patient_key(image)
             split = options.split_name or ("val" if patient in val_patients else "train")
+            label = None if task == "report" else record_label(records[position])
             for turn, (question, answer) in enumerate(pairs):
-                index.setdefault(split, 0)
-                family = "report" if task == "report" else "grounding"
-                prompt = templates.render_prompt(
-                    task,
-                    key=row_id,
-                    question=question,
-                    thinking_suffix=options.thinking == "suffix",
-                    system_prompt=options.system_prompt,
-                )
                 turn_id = row_id if len(pairs) == 1 else f"{row_id}#{turn}"
-                if family == "report":
+                if task == "report":
                     ground_truth = answer.strip()
                     if not ground_truth:
                         summary.drop("empty reference report", turn_id)
                         continue
                 else:
-                    ground_truth = grounding_answer_truth(task, answer, record_label(records[position]), width, height)
+                    ground_truth = grounding_answer_truth(task, answer, label, width, height)
                     if ground_truth is None:
                         summary.drop("grounding answer without a valid box", turn_id)
                         continue
-                yield split, make_row(
-                    data_source=f"cxr_{family}/{dataset}",
-                    prompt=prompt,
-                    image=image_entry(
-                        path, min_pixels=options.min_pixels, max_pixels=options.max_pixels, embed=options.embed_images
-                    ),
+                yield builder.row(
+                    task=task,
+                    split=split,
+                    row_id=turn_id,
+                    patient_id=patient,
+                    image_path=path,
+                    image_relpath=image,
+                    width=width,
+                    height=height,
                     ground_truth=ground_truth,
-                    extra_info={
-                        "split": split,
-                        "index": index[split],
-                        "id": turn_id,
-                        "dataset": dataset,
-                        "task": task,
-                        "patient_id": patient,
-                        "image_relpath": image,
-                        "orig_width": width,
-                        "orig_height": height,
-                        "box_format": None if family == "report" else "radvlm_norm01",
-                        "label": None if family == "report" else record_label(records[position]),
-                        "thinking": options.thinking != "off",
-                    },
+                    label=label,
+                    prompt=builder.prompt(task, row_id, question=question),
+                    dataset=dataset,
                 )
-                index[split] += 1
 
-    check = LeakageCheck(eval_files=tuple(Path(p) for p in options.eval_files), allow=options.allow_leakage)
-    return write_splits(rows(), out_dir, summary, embed_images=options.embed_images, leakage=check)
+    return write_rows(rows(), out_dir, summary, options)
 
 
 def record_label(record: dict[str, Any]) -> str | None:

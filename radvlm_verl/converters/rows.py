@@ -81,8 +81,12 @@ def image_entry(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     embed: bool = False,
 ) -> dict[str, Any]:
-    """The ``images`` element for one image file: a ``file://`` URI, or the file's bytes."""
-    path = Path(path).resolve()
+    """The ``images`` element for one image file: a ``file://`` URI, or the file's bytes.
+
+    The URI is the absolute path as given (symlinks kept): ``abspath`` costs no system call per
+    path component, unlike ``resolve``, which took a third of the MIMIC conversion time.
+    """
+    path = Path(os.path.abspath(path))
     if embed:
         return {"bytes": path.read_bytes(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
     return {"image": path.as_uri(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}

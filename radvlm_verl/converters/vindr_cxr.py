@@ -131,6 +131,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 path, width, height = store.prepare(source, f"{folder}/{image_id}")
                 relpath = str(source.relative_to(root)) if source.is_relative_to(root) else source.name
                 objects = []
+                lost_labels = []  # findings whose every box was degenerate
                 for label in sorted(info["boxes"]):
                     per_reader = info["boxes"][label]
                     normalised = []
@@ -150,10 +151,12 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                         boxes = normalised[0]
                     if boxes:
                         objects.append((label, boxes))
+                    else:
+                        lost_labels.append(label)
                 common = dict(split=split, patient_id=image_id, image_path=path, image_relpath=relpath,
                               width=width, height=height)
                 if "abnormality_grounding" in options.tasks:
-                    if not objects:
+                    if not objects and not lost_labels:
                         summary.drop("no finding: no grounding row (detection row only)", image_id)
                     for label, boxes in objects:
                         yield builder.row(
@@ -163,7 +166,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                             ground_truth=grounding_truth("abnormality_grounding", label, boxes, width, height),
                             **common,
                         )
-                if "abnormality_detection" in options.tasks:
+                if "abnormality_detection" in options.tasks and lost_labels:
+                    # Without those findings the row would claim less (or "no finding") than the readers saw.
+                    summary.drop("detection row skipped: a finding has only degenerate boxes", image_id)
+                elif "abnormality_detection" in options.tasks:
                     yield builder.row(
                         task="abnormality_detection",
                         row_id=f"{image_id}-detection",

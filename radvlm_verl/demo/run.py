@@ -59,7 +59,7 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
 
     work = Path(out_dir or tempfile.mkdtemp(prefix="radvlm_demo_"))
     print(f"[1/3] converting {SAMPLE_JSON.name} -> {work}/{{train,val}}.parquet")
-    summary = convert(SAMPLE_JSON, work, Options(val_size=2))
+    summary = convert(SAMPLE_JSON, work, Options(val_size=2, progress=False))
     print(summary.format())
 
     rows = []
