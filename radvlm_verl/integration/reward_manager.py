@@ -8,7 +8,10 @@ What it adds over verl's ``naive`` manager:
 - every component of the result goes into ``reward_extra_info`` (validation logs one metric per
   component), and a run that mixes report and grounding samples gets one key set for all samples
   (keys of the other task are NaN), because verl indexes every sample with sample 0's keys;
-- a non-finite or missing ``score`` is an error naming the sample, never a silent default.
+- a non-finite or missing ``score`` is an error naming the sample, never a silent default;
+- with the ``scorer_service`` reward kwarg enabled, the scorer service is started (or found) and
+  probed when the manager is built, so a missing resource or weight fails before the first rollout
+  (:func:`radvlm_verl.service.ensure_ready`).
 """
 
 from __future__ import annotations
@@ -67,6 +70,23 @@ class RadVLMRewardManager(RewardManagerBase):
             self.reward_kwargs = {}
             self.key_schema = None
         self.is_async = inspect.iscoroutinefunction(self.compute_score)
+        self.service_ready = self._ensure_service_ready(config)
+
+    def _ensure_service_ready(self, config) -> dict:
+        """Start/probe the scorer service when the reward kwargs enable it; {} otherwise."""
+        service_kwargs = self.reward_kwargs
+        if not self.uses_builtin:  # our compute_score loaded through reward.custom_reward_function
+            reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
+            custom = (reward_cfg or {}).get("custom_reward_function", None) or {}
+            custom_kwargs = dict(_plain(custom.get("reward_kwargs", None)) or {})
+            service_kwargs = {str(k): _plain(v) for k, v in custom_kwargs.items()}
+        if service_kwargs.get("scorer_service") is None:
+            return {}
+        from radvlm_verl.service import ensure_ready, parse_service_config
+
+        if parse_service_config(service_kwargs["scorer_service"]) is None:
+            return {}
+        return ensure_ready(service_kwargs)
 
     def _decode(self, data_item) -> str:
         response_ids = data_item.batch["responses"]

@@ -19,7 +19,9 @@ one configuration serves a run that mixes tasks:
 
 - ``report_reward`` (name), ``report_weights`` (``{name: weight}``), ``report_min_chars``;
 - ``grounding_*`` keys: see :mod:`radvlm_verl.rewards.grounding`;
-- ``thinking``: force thinking mode on or off for every sample.
+- ``thinking``: force thinking mode on or off for every sample;
+- ``scorer_service``: run the model-based report scorers in the shared Ray service
+  (:mod:`radvlm_verl.service`, docs/scorer_service.md); absent or None scores in process.
 
 Every sample of one task returns the same keys (verl indexes all samples with sample 0's keys).
 
@@ -87,11 +89,13 @@ def compute_score(
     """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
     extra_info = dict(extra_info or {})
     kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
-    unknown = sorted(k for k in kwargs if not k.startswith(("report_", "grounding_")) and k != "thinking")
+    unknown = sorted(
+        k for k in kwargs if not k.startswith(("report_", "grounding_")) and k not in ("thinking", "scorer_service")
+    )
     if unknown:
         raise TypeError(
             f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
-            "with 'grounding_', and 'thinking' forces thinking mode"
+            "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
         )
     family = task_family(data_source, extra_info)
     if "thinking" in kwargs:
@@ -102,7 +106,10 @@ def compute_score(
         thinking = str(data_source or "").endswith("_reasoning")
 
     if family == "report":
-        return score_report(solution_str, ground_truth, thinking=thinking, **_split_kwargs(kwargs, "report_"))
+        report_kwargs = _split_kwargs(kwargs, "report_")
+        if kwargs.get("scorer_service") is not None:
+            report_kwargs["scorer_service"] = kwargs["scorer_service"]
+        return score_report(solution_str, ground_truth, thinking=thinking, **report_kwargs)
 
     from radvlm_verl.rewards.grounding import score_grounding
 

@@ -40,6 +40,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 import json
 import math
@@ -51,7 +53,7 @@ from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR, radcliq_v1
 from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
 from radvlm_verl.rewards.thinking import as_bool, extract_answer
-from radvlm_verl.scorers.base import PairScorer, get_scorer
+from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
 
 # score_batch(hyps, refs, options) -> one {reward name: value, extra key: value} dict per pair.
 BatchFn = Callable[[list[str], list[str], "ReportOptions"], list[dict[str, float]]]
@@ -68,6 +70,8 @@ class ReportReward:
         floor: value for answers that cannot be scored (missing ``</think>``, too short).
         model_based: texts are lower-cased and cut to ``max_model_chars`` first.
         extra_keys: further per-pair values reported next to ``name`` (NaN on the floor path).
+        scorers: names of the scorers it calls (their service figures go into the result when the
+            scorer service is on).
     """
 
     name: str
@@ -77,6 +81,7 @@ class ReportReward:
     floor: float = 0.0
     model_based: bool = False
     extra_keys: tuple[str, ...] = ()
+    scorers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,18 @@ class ReportOptions:
     device: str | None = None
     batch_window_s: float = 0.005
     max_batch: int = 64
+    # The ``scorer_service`` reward kwarg (a ServiceConfig), not a ``report_`` option; None = in process.
+    service: Any = None
 
     def scorer(self, name: str, **config: Any) -> PairScorer:
         """The shared scorer ``name`` for these options (built once per configuration)."""
-        importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory
+        if name not in SCORER_FACTORIES:
+            importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory
         common = {"weights_dir": self.weights_dir, "device": self.device}
         common.update(batch_window_s=self.batch_window_s, max_batch=self.max_batch)
+        if self.service is not None:
+            importlib.import_module("radvlm_verl.service")  # installs the resolver that reads scorer_service
+            common["scorer_service"] = self.service
         return get_scorer(name, **common, **config)
 
     def radgraph(self) -> PairScorer:
@@ -128,7 +139,7 @@ class ReportOptions:
         )
 
 
-_OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions))
+_OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions)) - {"service"}
 _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
                  "batch_window_s": float, "bertscore_num_layers": int}
 
@@ -177,10 +188,12 @@ REPORT_REWARDS: dict[str, ReportReward] = {
     "rouge_l": ReportReward("rouge_l", _lexical("rouge_l", lexical.rouge_l), 0.0, 1.0),
     "gleu": ReportReward("gleu", _lexical("gleu", lexical.gleu), 0.0, 1.0),
     "bleu": ReportReward("bleu", _lexical("bleu", lexical.bleu), 0.0, 1.0),
-    "radgraph": ReportReward("radgraph", _radgraph_batch, 0.0, 1.0, model_based=True),
-    "bertscore": ReportReward("bertscore", _bertscore_batch, -12.11, 1.0, model_based=True),
-    "chexbert": ReportReward("chexbert", _chexbert_batch, 0.0, 1.0, model_based=True),
-    "chexbert_semb": ReportReward("chexbert_semb", _chexbert_semb_batch, -1.0, 1.0, model_based=True),
+    "radgraph": ReportReward("radgraph", _radgraph_batch, 0.0, 1.0, model_based=True, scorers=("radgraph",)),
+    "bertscore": ReportReward("bertscore", _bertscore_batch, -12.11, 1.0, model_based=True, scorers=("bertscore",)),
+    "chexbert": ReportReward("chexbert", _chexbert_batch, 0.0, 1.0, model_based=True, scorers=("chexbert",)),
+    "chexbert_semb": ReportReward(
+        "chexbert_semb", _chexbert_semb_batch, -1.0, 1.0, model_based=True, scorers=("chexbert",)
+    ),
     "radcliq": ReportReward(
         "radcliq",
         _radcliq_batch,
@@ -189,6 +202,7 @@ REPORT_REWARDS: dict[str, ReportReward] = {
         floor=RADCLIQ_REWARD_FLOOR,
         model_based=True,
         extra_keys=("radcliq_radgraph", "radcliq_bertscore", "radcliq_semb", "radcliq_bleu"),
+        scorers=("radgraph", "bertscore", "chexbert"),
     ),
 }
 
@@ -256,12 +270,16 @@ def prepare_model_text(text: str, options: ReportOptions) -> str:
     return text[: options.max_model_chars]
 
 
-def report_keys(chosen: Mapping[str, float]) -> list[str]:
+def report_keys(chosen: Mapping[str, float], service: Any = None) -> list[str]:
     """Result keys of :func:`score_report` for a weight map (same for every sample)."""
     keys = ["score", "answer_found", "answer_chars", "too_short"]
     for name in chosen:
         keys.append(name)
         keys.extend(REPORT_REWARDS[name].extra_keys)
+    if service is not None:  # fallback flags and service figures (radvlm_verl.service.fields)
+        from radvlm_verl.service.fields import service_result_keys
+
+        keys.extend(service_result_keys([REPORT_REWARDS[name] for name in chosen], service))
     return keys
 
 
@@ -277,7 +295,19 @@ def score_report_batch(
             refs = [prepare_model_text(r, options) for r in references]
         else:
             hyps, refs = list(answers), list(references)
-        for result, values in zip(results, reward.score_batch(hyps, refs, options), strict=True):
+        try:
+            scored = reward.score_batch(hyps, refs, options)
+        except ScorerError as error:
+            fallback = getattr(options.service, "fallback_score", None)
+            if fallback is None or not reward.model_based or not getattr(error, "allows_fallback", True):
+                raise  # no fallback configured, or a set-up failure (service cannot start)
+            from radvlm_verl.service import record_fallback  # counted and logged, flagged in the result
+
+            record_fallback(name, error)
+            for result in results:
+                result.update({name: fallback, f"{name}_fallback": 1.0}, **dict.fromkeys(reward.extra_keys, math.nan))
+            continue
+        for result, values in zip(results, scored, strict=True):
             for key in (name, *reward.extra_keys):
                 value = float(values[key])
                 if not math.isfinite(value):
@@ -293,6 +323,7 @@ def score_report(
     thinking: bool = False,
     reward: str | None = None,
     weights: Mapping[str, float] | str | None = None,
+    scorer_service: Any = None,
     **options: Any,
 ) -> dict[str, float]:
     """Score one report.
@@ -306,6 +337,8 @@ def score_report(
         **options: :class:`ReportOptions` fields, e.g. ``min_chars`` (answers or references shorter
             than this get the floor), ``min_length_ratio`` (answers shorter than this fraction of the
             reference get the floor: the length guard), ``radgraph_level``, ``weights_dir``.
+        scorer_service: run model-based scorers in the shared Ray service (see
+            :mod:`radvlm_verl.service`); None (default) scores in process.
 
     Returns:
         :func:`report_keys` -> floats; ``score`` is ``sum(w_k * r_k)``, each ``r_k`` in its
@@ -313,6 +346,15 @@ def score_report(
     """
     chosen = resolve_weights(reward, weights)
     opts = make_options(options)
+    calls: dict[str, dict[str, float]] = {}  # service figures of this sample's scoring calls
+    calls_context: Any = contextlib.nullcontext(calls)
+    if scorer_service is not None:
+        from radvlm_verl import service
+
+        opts = dataclasses.replace(opts, service=service.parse_service_config(scorer_service))
+        if opts.service is not None:
+            service.check_fallback_range([REPORT_REWARDS[name] for name in chosen], opts.service)
+            calls_context = service.collect_call_stats()
     answer = extract_answer(solution_str, thinking)
     reference = ground_truth if isinstance(ground_truth, str) else str(ground_truth)
     found = answer is not None
@@ -334,7 +376,11 @@ def score_report(
             components[name] = REPORT_REWARDS[name].floor
             components.update(dict.fromkeys(REPORT_REWARDS[name].extra_keys, math.nan))
     else:
-        components = score_report_batch([answer], [reference], chosen, opts)[0]
+        with calls_context as calls:
+            components = score_report_batch([answer], [reference], chosen, opts)[0]
+    if opts.service is not None:
+        rewards = [REPORT_REWARDS[name] for name in chosen]
+        components = {**service.service_result_fields(rewards, opts.service, calls), **components}
     result["score"] = float(sum(chosen[name] * components[name] for name in chosen))
     result.update(components)
-    return {key: result[key] for key in report_keys(chosen)}
+    return {key: result[key] for key in report_keys(chosen, opts.service)}

@@ -1,0 +1,364 @@
+"""Client side of the scorer service: deployments, the remote scorer, readiness, statistics.
+
+A *deployment* is the set of replicas of one scorer configuration (scorer name, weights, options,
+batching bounds), named ``radvlm-<scorer>-<hash>-<i>`` in the configured Ray namespace. Every
+reward worker that needs it gets-or-creates the same named actors, so all workers share them.
+
+:class:`RemoteScorer` is a :class:`~radvlm_verl.scorers.base.PairScorer`: the report rewards use it
+exactly like an in-process scorer. It is handed out by
+:func:`radvlm_verl.scorers.base.get_scorer` through the ``REMOTE_RESOLVER`` seam whenever the scorer
+config carries an enabled ``scorer_service`` (the report reward adds it when the reward kwarg is
+set). Each call goes to the next replica (round robin) with ``call_timeout_s``; a failed call is
+retried on the next replica up to ``max_retries`` times; a replica that crashes is restarted by Ray
+(``max_restarts``). When every attempt fails, :class:`ServiceUnavailableError` says which replicas
+failed and how, and the reward raises it (or, only when configured, gives ``fallback_score``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from radvlm_verl.scorers import base
+from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError
+from radvlm_verl.service.actor import ScorerReplica
+from radvlm_verl.service.config import ServiceConfig, deployment_name, parse_service_config
+from radvlm_verl.service.stats import collect_call_stats, record_call
+
+logger = logging.getLogger("radvlm_verl.service")
+
+# A sentence that every scorer can score, used only by the readiness probe (invented text).
+READINESS_PROBE = "no acute cardiopulmonary process. heart size is normal."
+
+
+class ServiceError(ScorerError):
+    """The scorer service could not score (base class)."""
+
+
+class ServiceNotReadyError(ServiceError):
+    """The service cannot start: no Ray, replicas not schedulable, or models that fail to load.
+
+    A set-up failure, never replaced by ``fallback_score`` (``allows_fallback`` is False).
+    """
+
+    allows_fallback = False
+
+
+class ServiceUnavailableError(ServiceError):
+    """Every attempt of a scoring call failed (timeouts, dead or restarting replicas, scorer errors)."""
+
+
+def _first_line(error: BaseException, limit: int = 300) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    # Ray puts the remote exception last (after the traceback); keep its message and the kind.
+    text = lines[-1] if lines else ""
+    return f"{type(error).__name__}: {text[:limit]}"
+
+
+def _require_ray():
+    import ray
+
+    if not ray.is_initialized():
+        raise ServiceNotReadyError(
+            f"scorer_service is enabled but Ray is not initialised in this process (pid {os.getpid()}): "
+            "call ray.init() first (verl's reward workers always run inside Ray), or set "
+            "scorer_service.enabled=false to score in process"
+        )
+    return ray
+
+
+_ACTOR_CLASS: Any = None
+_ACTOR_LOCK = threading.Lock()
+
+
+def _actor_class():
+    global _ACTOR_CLASS
+    with _ACTOR_LOCK:
+        if _ACTOR_CLASS is None:
+            import ray
+
+            _ACTOR_CLASS = ray.remote(ScorerReplica)
+        return _ACTOR_CLASS
+
+
+class RemoteScorer:
+    """:class:`PairScorer` whose model runs in the shared replicas of one deployment.
+
+    Args:
+        name: registered scorer name.
+        scorer_config: keyword arguments of the scorer factory (as the in-process scorer gets them).
+        service: placement, batching, timeouts and retries.
+    """
+
+    def __init__(self, name: str, scorer_config: Mapping[str, Any], service: ServiceConfig):
+        self.name = name
+        self.scorer_config = dict(scorer_config)
+        self.service = service
+        self.deployment = deployment_name(name, self.scorer_config, service)
+        factory = SCORER_FACTORIES.get(name)
+        self.factory_module = getattr(factory, "__module__", None) or f"radvlm_verl.scorers.{name}"
+        self.keys: tuple[str, ...] = tuple(getattr(factory, "keys", ()) or ())
+        self.replica_info: list[dict[str, Any]] = []
+        self._handles: list[Any] | None = None
+        self._dead: set[int] = set()
+        self._lock = threading.Lock()
+        self._turn = itertools.count()
+
+    def __repr__(self) -> str:
+        s = self.service
+        return f"RemoteScorer({self.deployment!r}, replicas={s.replicas}, namespace={s.namespace!r})"
+
+    # --- deployment --------------------------------------------------------------------------
+
+    def _placement(self) -> dict[str, Any]:
+        s = self.service
+        options: dict[str, Any] = {"num_cpus": s.num_cpus, "num_gpus": s.num_gpus}
+        if s.resources:
+            options["resources"] = dict(s.resources)
+        return options
+
+    def _create(self, ray) -> list[Any]:
+        s = self.service
+        actor = _actor_class()
+        handles = []
+        for i in range(s.replicas):
+            handles.append(
+                actor.options(
+                    name=f"{self.deployment}-{i}",
+                    namespace=s.namespace,
+                    get_if_exists=True,  # several workers starting at once all get the same actor
+                    max_restarts=s.max_restarts,
+                    max_concurrency=max(64, 4 * s.max_batch_size),  # each waiting request holds a thread
+                    **self._placement(),
+                ).remote(
+                    self.name,
+                    self.factory_module,
+                    self.scorer_config,
+                    max_batch_size=s.max_batch_size,
+                    max_wait_ms=s.max_wait_ms,
+                    deployment=f"{self.deployment}-{i}",
+                    log_every_s=s.log_every_s,
+                )
+            )
+        return handles
+
+    def connect(self) -> list[Any]:
+        """Get or create the replicas and wait until each has loaded its model (``ready_timeout_s``)."""
+        with self._lock:
+            if self._handles is not None:
+                return self._handles
+            ray = _require_ray()
+            started = time.monotonic()
+            handles = self._create(ray)
+            refs = [h.ready.remote() for h in handles]
+            _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.service.ready_timeout_s)
+            problems, infos = [], []
+            for i, ref in enumerate(refs):
+                if ref in pending:
+                    problems.append(f"replica {i} not ready after {self.service.ready_timeout_s:g} s "
+                                    "(not scheduled, or still loading its model)")
+                    continue
+                try:
+                    infos.append(ray.get(ref))
+                except Exception as error:  # constructor failure: missing weights, bad config, ...
+                    problems.append(f"replica {i} failed to start: {_first_line(error, 600)}")
+            if problems:
+                for handle, ref in zip(handles, refs, strict=True):
+                    if ref in pending:  # never leave an unschedulable actor queued behind us
+                        ray.kill(handle, no_restart=True)
+                try:
+                    available = {k: v for k, v in ray.available_resources().items() if not k.startswith("node:")}
+                except Exception:  # pragma: no cover - only for the message
+                    available = "unknown"
+                raise ServiceNotReadyError(
+                    f"scorer service {self.deployment!r} (scorer {self.name!r}, namespace "
+                    f"{self.service.namespace!r}) is not ready: {'; '.join(problems)}. Each replica asks for "
+                    f"{self._placement()}; the cluster has {available} free. Check the scorer_service "
+                    "resources and the scorer's weights (radvlm-verl doctor)."
+                )
+            self.keys = self.keys or tuple(infos[0].get("keys", ()))
+            self.replica_info = infos
+            self._handles = handles
+            logger.info("%s ready: %d replica(s) in %.1f s (%s)", self.deployment, len(handles),
+                        time.monotonic() - started, ", ".join(f"{i['host']}:{i['pid']} {i['device']}" for i in infos))
+            return handles
+
+    # --- scoring -----------------------------------------------------------------------------
+
+    def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
+        """Score pairs on the replicas; raise :class:`ServiceUnavailableError` when every attempt fails."""
+        if len(hyps) != len(refs):
+            raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
+        if not hyps:
+            return []
+        handles = self.connect()
+        import ray
+
+        s = self.service
+        started = time.monotonic()
+        first = next(self._turn)
+        failures: list[str] = []
+        for attempt in range(s.max_retries + 1):
+            live = [i for i in range(len(handles)) if i not in self._dead]
+            if not live:
+                failures.append("no live replica left")
+                break
+            index = live[(first + attempt) % len(live)]
+            if attempt >= len(live):  # every live replica failed once: give restarts a moment
+                time.sleep(min(0.1 * 2 ** (attempt - len(live)), 2.0))
+            call_started = time.monotonic()
+            ref = handles[index].score.remote(list(hyps), list(refs))
+            try:
+                out = ray.get(ref, timeout=s.call_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                ray.cancel(ref)  # does not stop a running batch, but drops the call if still queued
+                failures.append(f"replica {index}: no answer within call_timeout_s={s.call_timeout_s:g}")
+                continue
+            except ray.exceptions.ActorDiedError as error:  # gone for good (killed, restarts used up)
+                self._dead.add(index)
+                failures.append(f"replica {index}: {_first_line(error)}")
+                continue
+            except Exception as error:  # restarting replica, scorer error: try the next replica
+                failures.append(f"replica {index}: {_first_line(error)}")
+                continue
+            figures = dict(out["figures"])
+            figures["latency_ms"] = (time.monotonic() - call_started) * 1000.0
+            record_call(self.name, figures)
+            if failures:
+                logger.warning("%s: scored after %d failed attempt(s): %s", self.deployment, len(failures),
+                               "; ".join(failures))
+            return out["scores"]
+        raise ServiceUnavailableError(
+            f"scorer service {self.deployment!r} (scorer {self.name!r}, {len(handles)} replica(s), namespace "
+            f"{s.namespace!r}) could not score {len(hyps)} pair(s): {len(failures)} failed attempt(s) in "
+            f"{time.monotonic() - started:.1f} s: {'; '.join(failures)}"
+        )
+
+    # --- operations --------------------------------------------------------------------------
+
+    def stats(self) -> list[dict[str, float]]:
+        """``stats()`` of each replica (NaN figures for a replica that does not answer in time)."""
+        handles = self.connect()
+        import ray
+
+        out = []
+        for index, handle in enumerate(handles):
+            try:
+                figures = ray.get(handle.stats.remote(), timeout=self.service.call_timeout_s)
+                out.append({"replica": float(index), **figures})
+            except Exception as error:
+                logger.warning("%s: replica %d gave no statistics: %s", self.deployment, index, _first_line(error))
+                out.append({"replica": float(index), "batches": math.nan})
+        return out
+
+    def shutdown(self) -> None:
+        """Kill this deployment's replicas (every worker sharing them loses them too)."""
+        import ray
+
+        with self._lock:
+            handles, self._handles = self._handles, None
+            if handles is None and ray.is_initialized():
+                handles = []
+                for i in range(self.service.replicas):
+                    try:
+                        handles.append(ray.get_actor(f"{self.deployment}-{i}", namespace=self.service.namespace))
+                    except ValueError:
+                        pass
+            for handle in handles or []:
+                ray.kill(handle, no_restart=True)
+            self._dead.clear()
+
+
+# --- the REMOTE_RESOLVER seam ---------------------------------------------------------------------
+
+_REMOTES: dict[tuple[str, ServiceConfig], RemoteScorer] = {}
+_REMOTES_LOCK = threading.Lock()
+_PREVIOUS_RESOLVER: Any = None
+
+
+def remote_scorer(name: str, scorer_config: Mapping[str, Any], service: ServiceConfig) -> RemoteScorer:
+    """The process-wide :class:`RemoteScorer` of a deployment (created lazily; connects on first use)."""
+    scorer = RemoteScorer(name, scorer_config, service)
+    with _REMOTES_LOCK:
+        return _REMOTES.setdefault((scorer.deployment, service), scorer)
+
+
+def resolve_remote(name: str, config: dict[str, Any]) -> PairScorer | None:
+    """``REMOTE_RESOLVER``: a :class:`RemoteScorer` when ``config`` carries an enabled ``scorer_service``."""
+    service = parse_service_config(config.pop("scorer_service", None))
+    if service is None:
+        return _PREVIOUS_RESOLVER(name, config) if _PREVIOUS_RESOLVER is not None else None
+    return remote_scorer(name, config, service)
+
+
+def install_resolver() -> None:
+    """Route scorer configs that carry ``scorer_service`` to the service (idempotent)."""
+    global _PREVIOUS_RESOLVER
+    if base.REMOTE_RESOLVER is not resolve_remote:
+        _PREVIOUS_RESOLVER = base.REMOTE_RESOLVER
+        base.REMOTE_RESOLVER = resolve_remote
+
+
+# --- whole-run helpers ----------------------------------------------------------------------------
+
+
+def ensure_ready(reward_kwargs: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Start (or find) the replicas the reward kwargs need and score one probe pair through them.
+
+    Call it before training (the ``radvlm`` reward manager does, on construction). It fails within
+    about ``ready_timeout_s`` + ``call_timeout_s`` per scorer with :class:`ServiceNotReadyError` (not
+    schedulable, weights missing, model crashed) rather than at the first rollout. The probe never
+    uses ``fallback_score``.
+
+    Args:
+        reward_kwargs: the reward kwargs of :func:`radvlm_verl.rewards.compute_score`, with
+            ``scorer_service``.
+
+    Returns:
+        ``{scorer name: figures of the probe call}``; empty when the service is off or the chosen
+        rewards use no model.
+    """
+    service = parse_service_config(reward_kwargs.get("scorer_service"))
+    if service is None:
+        return {}
+    from radvlm_verl.rewards import compute_score
+
+    kwargs = {k: v for k, v in reward_kwargs.items() if k not in ("thinking", "scorer_service")}
+    kwargs["scorer_service"] = dataclasses.replace(service, fallback_score=None)
+    started = time.monotonic()
+    with collect_call_stats() as calls:
+        try:
+            result = compute_score("cxr_report/readiness_probe", READINESS_PROBE, READINESS_PROBE,
+                                   {"task": "report", "thinking": False}, **kwargs)
+        except ServiceNotReadyError:
+            raise
+        except ScorerError as error:
+            raise ServiceNotReadyError(f"scorer service readiness probe failed: {error}") from error
+    if not math.isfinite(result["score"]):
+        raise ServiceNotReadyError(f"scorer service readiness probe gave a non-finite score: {result}")
+    logger.info("scorer service ready in %.1f s: %s", time.monotonic() - started, sorted(calls))
+    return dict(calls)
+
+
+def service_stats() -> dict[str, list[dict[str, float]]]:
+    """``{deployment: [stats of each replica]}`` for every deployment this process has used."""
+    with _REMOTES_LOCK:
+        remotes = list(_REMOTES.values())
+    return {r.deployment: r.stats() for r in remotes if r._handles is not None}
+
+
+def shutdown_service() -> None:
+    """Kill every deployment this process has used and forget the cached scorers (tests, benchmarks)."""
+    with _REMOTES_LOCK:
+        remotes = list(_REMOTES.values())
+        _REMOTES.clear()
+    for remote in remotes:
+        remote.shutdown()
+    base.clear_scorers()
