@@ -1,4 +1,4 @@
-"""``radvlm-verl`` command line: doctor, demo, convert, evaluate."""
+"""``radvlm-verl`` command line: doctor, demo, preflight, convert, evaluate."""
 
 from __future__ import annotations
 
@@ -21,12 +21,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", type=Path, default=None)
     demo.add_argument("--report-reward", default="rouge_l", help="report reward to demo (weight-free: rouge_l, gleu)")
 
+    # Listed for --help only: main() hands everything after "preflight" to the preflight's own parser.
+    commands.add_parser("preflight", help="check a recipe's inputs (parquet, model path, plugin, cluster) "
+                        "before starting verl; radvlm-verl preflight --help")
+
     add_convert_commands(commands)
     add_evaluate_command(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["preflight"]:
+        from radvlm_verl.integration import preflight
+
+        return preflight.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
         from radvlm_verl import doctor

@@ -26,20 +26,9 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.utils.reward_score import default_compute_score
 
 from radvlm_verl import rewards
+from radvlm_verl.service.config import to_plain
 
 MANAGER_NAME = "radvlm"
-
-
-def _plain(value: Any) -> Any:
-    """Convert OmegaConf containers to plain Python (reward kwargs may carry dicts of weights)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(value, DictConfig | ListConfig):
-            return OmegaConf.to_container(value, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf ships with verl
-        pass
-    return value
 
 
 @register(MANAGER_NAME)
@@ -62,7 +51,7 @@ class RadVLMRewardManager(RewardManagerBase):
         if self.uses_builtin:
             reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
             reward_kwargs = reward_cfg.get("reward_kwargs", None) if reward_cfg is not None else None
-            self.reward_kwargs = {str(k): _plain(v) for k, v in dict(_plain(reward_kwargs) or {}).items()}
+            self.reward_kwargs = {str(k): to_plain(v) for k, v in dict(to_plain(reward_kwargs) or {}).items()}
             self.compute_score = rewards.compute_score
             # One key set across tasks: keys come from the reward functions themselves.
             self.key_schema = rewards.result_keys(**self.reward_kwargs)
@@ -78,8 +67,8 @@ class RadVLMRewardManager(RewardManagerBase):
         if not self.uses_builtin:  # our compute_score loaded through reward.custom_reward_function
             reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
             custom = (reward_cfg or {}).get("custom_reward_function", None) or {}
-            custom_kwargs = dict(_plain(custom.get("reward_kwargs", None)) or {})
-            service_kwargs = {str(k): _plain(v) for k, v in custom_kwargs.items()}
+            custom_kwargs = dict(to_plain(custom.get("reward_kwargs", None)) or {})
+            service_kwargs = {str(k): to_plain(v) for k, v in custom_kwargs.items()}
         if service_kwargs.get("scorer_service") is None:
             return {}
         from radvlm_verl.service import ensure_ready, parse_service_config

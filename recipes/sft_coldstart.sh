@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Cold-start thinking SFT with verl's SFT trainer (torchrun), before GRPO with policy radvlm_thinking.
+#
+#   SFT_FILES=~/data/coldstart/train.parquet MODEL_PATH=/ckpt/radvlm-hf bash recipes/sft_coldstart.sh
+#
+# SFT_FILES: parquet from recipes/build_coldstart_sft.py (or a hydra list); SFT_VAL_FILES optional.
+# MODEL_PATH: the RadVLM checkpoint (Hugging Face format). GPUS_PER_NODE (default 8), NNODES (1),
+# and for NNODES > 1 the usual torchrun rendezvous: NODE_RANK, MASTER_ADDR, MASTER_PORT.
+# CHECKPOINT_DIR: trainer.default_local_dir. Arguments are hydra overrides. DRY_RUN=1 and
+# PREFLIGHT=0 as in recipes/run.sh. Convert the result with verl.model_merger (recipes/README.md).
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+CONFIG_NAME=${CONFIG_NAME:-sft_coldstart_thinking}
+GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+NNODES=${NNODES:-1}
+
+overrides=("trainer.n_gpus_per_node=$GPUS_PER_NODE" "trainer.nnodes=$NNODES")
+[[ -n "${SFT_FILES:-}" ]] && overrides+=("data.train_files=$SFT_FILES")
+[[ -n "${SFT_VAL_FILES:-}" ]] && overrides+=("data.val_files=$SFT_VAL_FILES")
+[[ -n "${MODEL_PATH:-}" ]] && overrides+=("model.path=$MODEL_PATH")
+[[ -n "${CHECKPOINT_DIR:-}" ]] && overrides+=("trainer.default_local_dir=$CHECKPOINT_DIR")
+overrides+=("$@")
+
+if [[ "${PREFLIGHT:-1}" != 0 ]]; then
+  # shellcheck disable=SC2086
+  if ! "$PYTHON" -m radvlm_verl.integration.preflight --config-name="$CONFIG_NAME" ${PREFLIGHT_ARGS:-} "${overrides[@]}"; then
+    echo "error: preflight checks failed for the cold-start SFT (see the lines above); nothing was started" >&2
+    exit 2
+  fi
+fi
+
+if [[ "$NNODES" == 1 ]]; then
+  launch=(torchrun --standalone --nnodes=1 --nproc_per_node="$GPUS_PER_NODE")
+else
+  launch=(torchrun --nnodes="$NNODES" --nproc_per_node="$GPUS_PER_NODE" --node_rank="${NODE_RANK:?set NODE_RANK}"
+          --master_addr="${MASTER_ADDR:?set MASTER_ADDR}" --master_port="${MASTER_PORT:-29500}")
+fi
+cmd=("${launch[@]}" -m verl.trainer.sft_trainer --config-path=pkg://radvlm_verl.configs --config-name="$CONFIG_NAME" "${overrides[@]}")
+if [[ "${DRY_RUN:-0}" != 0 ]]; then
+  printf '%q ' "${cmd[@]}"
+  echo
+  exit 0
+fi
+exec "${cmd[@]}"

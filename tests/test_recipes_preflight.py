@@ -1,0 +1,240 @@
+"""The launchers' input checks: each bad input gives one clear error naming the key, file or row."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from omegaconf import OmegaConf
+from PIL import Image
+
+from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
+from radvlm_verl.integration.preflight import Report, cluster_problems, main, run_preflight
+
+
+def write_rows(path: Path, image: Path, *, task="report", thinking=False, suffix=False, n=3) -> Path:
+    """Synthetic converted rows (fake ids, invented text) in the parquet row contract."""
+    question = "<image>\nWrite the findings." + (" /think" if suffix else "")
+    with AtomicParquetWriter(path, row_schema()) as writer:
+        for i in range(n):
+            if task == "report":
+                source, truth = "cxr_report/synthetic", f"Invented report sentence {i}."
+            else:
+                source = "cxr_grounding/synthetic"
+                truth = json.dumps({"task": task, "label": "opacity", "boxes": [[0.1, 0.2, 0.4, 0.5]],
+                                    "coord": "xyxy_norm01", "image_size": [64, 48]})
+            writer.write(make_row(
+                data_source=source, prompt=[{"role": "user", "content": question}], image=image_entry(image),
+                ground_truth=truth,
+                extra_info={"split": "train", "index": i, "id": f"fake-{task}-{i}", "task": task, "thinking": thinking},
+            ))
+    return path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("preflight")
+    image = root / "image.png"
+    Image.new("L", (64, 48), 100).save(image)
+    model = root / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    shards = root / "global_step_20" / "actor"
+    shards.mkdir(parents=True)
+    (shards / "model_world_size_8_rank_0.pt").write_bytes(b"")
+    gone = root / "gone.png"
+    Image.new("L", (8, 8)).save(gone)
+    missing_image = write_rows(root / "missing_image.parquet", gone)
+    gone.unlink()
+    table = pq.read_table(write_rows(root / "tmp.parquet", image))
+    pq.write_table(table.drop_columns(["extra_info"]), root / "no_extra_info.parquet")
+    return {
+        "root": root,
+        "model": model,
+        "shards": shards,
+        "report": write_rows(root / "report.parquet", image),
+        "report_native": write_rows(root / "report_native.parquet", image, thinking=True),
+        "report_suffix": write_rows(root / "report_suffix.parquet", image, thinking=True, suffix=True),
+        "grounding": write_rows(root / "grounding.parquet", image, task="phrase_grounding"),
+        "missing_image": missing_image,
+        "no_extra_info": root / "no_extra_info.parquet",
+    }
+
+
+def check(*overrides, config="grpo"):
+    report = run_preflight(config, list(overrides), plugin=False, cluster=False)
+    assert isinstance(report, Report)
+    return report
+
+
+def files(train, val=None):
+    return [f"data.train_files={train}", f"data.val_files={val or train}"]
+
+
+def test_good_inputs_pass(data):
+    report = check(*files(data["report"]), f"actor_rollout_ref.model.path={data['model']}")
+    assert report.ok, report.format()
+    assert any("3 rows (3 report)" in note for note in report.notes)
+    assert report.format().endswith("preflight: ok")
+
+
+def test_thinking_policies_with_matching_data_pass(data):
+    native = check("policy=qwen3vl_8b_thinking", *files(data["report_native"]))
+    suffix = check("policy=radvlm_thinking", *files(data["report_suffix"]), f"actor_rollout_ref.model.path={data['model']}")
+    grounding = check("task=grounding_soft_f1", *files(data["grounding"]))
+    assert native.ok and suffix.ok and grounding.ok, native.format() + suffix.format() + grounding.format()
+
+
+def test_missing_parquet(data):
+    report = check(*files(data["root"] / "nope.parquet", data["report"]))
+    assert report.errors == [f"data.train_files: file not found: {data['root'] / 'nope.parquet'} "
+                             "(convert the data first: radvlm-verl convert ...)"]
+
+
+def test_not_a_parquet(data):
+    bad = data["root"] / "bad.parquet"
+    bad.write_text("not parquet")
+    report = check(*files(bad, data["report"]))
+    assert len(report.errors) == 1 and "is not a readable parquet file" in report.errors[0]
+
+
+def test_missing_columns(data):
+    report = check(*files(data["report"], data["no_extra_info"]))
+    assert len(report.errors) == 1
+    assert report.errors[0].startswith(f"data.val_files: {data['no_extra_info']} lacks column(s) ['extra_info']")
+
+
+def test_missing_ground_truth_field(data):
+    table = pq.read_table(data["report"])
+    reward_model = pa.array([{"style": "rule"}] * table.num_rows, type=pa.struct([("style", pa.string())]))
+    path = data["root"] / "no_gt.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("reward_model"), "reward_model", reward_model), path)
+    report = check(*files(path, data["report"]))
+    assert len(report.errors) == 1 and "lacks column(s) ['reward_model.ground_truth']" in report.errors[0]
+
+
+def test_unset_model_path_and_data():
+    report = check("policy=radvlm")
+    assert report.errors == [
+        "actor_rollout_ref.model.path is not set (launchers: MODEL_PATH)",
+        "data.train_files is not set (launchers: DATA_DIR (with train.parquet) or TRAIN_FILES)",
+        "data.val_files is not set (launchers: DATA_DIR (with val.parquet) or VAL_FILES)",
+    ]
+
+
+def test_model_dir_without_config_suggests_merger(data):
+    report = check(*files(data["report"]), f"actor_rollout_ref.model.path={data['shards']}")
+    assert len(report.errors) == 1
+    assert "has no config.json" in report.errors[0] and "python -m verl.model_merger merge" in report.errors[0]
+    missing = check(*files(data["report"]), f"actor_rollout_ref.model.path={data['root'] / 'no_model'}")
+    assert missing.errors == [f"actor_rollout_ref.model.path: {data['root'] / 'no_model'} does not exist (set MODEL_PATH)"]
+
+
+def test_hub_model_must_be_cached_when_offline(data, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    report = check(*files(data["report"]))
+    assert len(report.errors) == 1 and "not in the Hugging Face cache and HF_HUB_OFFLINE is set" in report.errors[0]
+
+
+def test_thinking_flag_must_match_policy(data):
+    report = check("policy=qwen3vl_8b_thinking", *files(data["report"]))
+    assert len(report.errors) == 2  # train and val
+    assert "3 of 3 rows have extra_info.thinking=False" in report.errors[0]
+    assert "convert with --thinking native" in report.errors[0]
+    instruct = check(*files(data["report_native"]))
+    assert "is not a thinking policy; convert with --thinking off" in instruct.errors[0]
+
+
+def test_thinking_suffix_must_match_policy(data):
+    native_data_for_radvlm = check("policy=radvlm_thinking", *files(data["report_native"]),
+                                   f"actor_rollout_ref.model.path={data['model']}")
+    assert "does not end with '/think'" in native_data_for_radvlm.errors[0]
+    assert "--thinking suffix" in native_data_for_radvlm.errors[0]
+    suffix_data_for_qwen = check("policy=qwen3vl_8b_thinking", *files(data["report_suffix"]))
+    assert "ends with '/think'" in suffix_data_for_qwen.errors[0] and "--thinking native" in suffix_data_for_qwen.errors[0]
+
+
+def test_forced_thinking_kwarg_skips_the_flag_check(data):
+    report = check("policy=qwen3vl_8b_thinking", *files(data["report"]), "+reward.reward_kwargs.thinking=true")
+    assert report.ok, report.format()
+
+
+def test_task_must_match_data(data):
+    report = check("task=grounding_soft_f1", *files(data["report"]))
+    assert "has no grounding rows (3 report) but the recipe's task is 'grounding_soft_f1'" in report.errors[0]
+
+
+def test_missing_image_file(data):
+    report = check(*files(data["missing_image"], data["report"]))
+    assert len(report.errors) == 1
+    assert "row 0: image file://" in report.errors[0] and "must be readable on every node" in report.errors[0]
+
+
+def test_bad_reward_kwarg_and_batch_layout(data):
+    report = check(*files(data["report"]), "+reward.reward_kwargs.report_bogus=1", "trainer.n_gpus_per_node=6")
+    assert report.errors[0].startswith("reward.reward_kwargs: unknown report reward option(s) ['bogus']")
+    assert report.errors[1] == ("verl rejects the config: real_train_batch_size (4096) must be divisible by "
+                                "minimal possible batch size (6)")
+
+
+def test_scorer_service_is_not_passed_to_the_reward_check(data):
+    assert check("reward_service=spare_gpu", *files(data["report"])).ok
+
+
+def test_bad_group_option_does_not_compose():
+    report = check("policy=nosuch")
+    assert len(report.errors) == 1 and "Could not find 'policy/nosuch'" in report.errors[0]
+
+
+def test_multi_node_needs_ray_address(data, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    report = run_preflight("grpo", ["placement=multi_node", "trainer.nnodes=2", *files(data["report"])],
+                           plugin=False, cluster=True)
+    assert report.errors == ["trainer.nnodes=2 needs an existing Ray cluster: run `ray start` on every node and "
+                             "set RAY_ADDRESS (see recipes/README.md)"]
+
+
+def _cfg(nnodes, gpus, service=None):
+    kwargs = {"scorer_service": service} if service else {}
+    return OmegaConf.create({"trainer": {"nnodes": nnodes, "n_gpus_per_node": gpus}, "reward": {"reward_kwargs": kwargs}})
+
+
+def test_cluster_resources():
+    nodes = [{"GPU": 8.0, "CPU": 64.0}, {"GPU": 8.0, "CPU": 64.0}, {"GPU": 4.0, "CPU": 16.0, "reward_node": 8.0}]
+    assert cluster_problems(_cfg(2, 8), nodes) == []
+    assert cluster_problems(_cfg(3, 8), nodes) == [
+        "trainer.nnodes=3 x n_gpus_per_node=8 needs 3 nodes with 8 GPUs; the cluster's nodes have [8, 8, 4] GPUs "
+        "(start Ray on every node, or lower NNODES/GPUS_PER_NODE)"]
+    dedicated = {"enabled": True, "replicas": 8, "resources": {"reward_node": 1}}
+    assert cluster_problems(_cfg(2, 8, dedicated), nodes) == []
+    problems = cluster_problems(_cfg(2, 8, dedicated), nodes[:2])
+    assert problems == ["reward.reward_kwargs.scorer_service asks for 8 x reward_node=1, the cluster has 0; start the "
+                        "reward node with ray start --resources='{\"reward_node\": 8}'"]
+    assert cluster_problems(_cfg(2, 8, {**dedicated, "enabled": False}), nodes[:2]) == []
+
+
+def test_cli_exit_status(data, capsys):
+    assert main(["--no-plugin-check", "--no-cluster-check", "policy=radvlm", *files(data["report"])]) == 2
+    err = capsys.readouterr().err
+    assert "preflight: error: actor_rollout_ref.model.path is not set (launchers: MODEL_PATH)" in err
+    assert "nothing was started" in err
+    assert main(["--no-plugin-check", "--no-cluster-check", *files(data["report"])]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("preflight: ok")
+
+
+@pytest.mark.slow
+def test_plugin_check_runs_the_doctor_probe(data):
+    report = run_preflight("grpo", files(data["report"]), plugin=True, cluster=False)
+    assert report.ok and "plugin: verl registers the radvlm reward manager" in report.notes
+
+
+@pytest.mark.slow
+def test_plugin_check_fails_when_verl_skips_plugins(data, monkeypatch):
+    monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
+    report = run_preflight("grpo", files(data["report"]), plugin=True, cluster=False)
+    assert len(report.errors) == 1 and report.errors[0].startswith("verl does not load the radvlm-verl plugin")
