@@ -82,3 +82,36 @@ def test_drop_in_reward_file_with_verls_naive_manager(ray_cluster, tokenizer_dir
     ])
     assert scores == pytest.approx(_expected())
     assert "gleu" in extra
+
+
+ALL_REPORT_REWARDS = ["radcliq", "radgraph", "bertscore", "chexbert", "chexbert_semb", "gleu", "bleu", "rouge_l"]
+
+
+def test_every_report_reward_scores_through_the_reward_loop(ray_cluster, tokenizer_dir, tmp_path):
+    """One weighted run covers every report reward: each component reaches reward_extra_info unchanged."""
+    import numpy as np
+
+    from radvlm_verl.rewards import compute_score
+    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.testing.report_models import build_report_weights
+
+    weights_dir = build_report_weights(tmp_path / "weights", seed=3)
+    options = {"report_weights_dir": str(weights_dir), "report_bertscore_num_layers": 1, "report_device": "cpu"}
+    mix = "{" + ",".join(f"{name}:1.0" for name in ALL_REPORT_REWARDS) + "}"
+    scores, extra = _score(tokenizer_dir, [
+        "reward.reward_manager.name=radvlm",
+        f"+reward.reward_kwargs.report_weights={mix}",
+        *(f"+reward.reward_kwargs.{k}={v}" for k, v in options.items()),
+    ])
+    clear_scorers()
+    direct = [compute_score(r["data_source"], resp, REF, r["extra_info"],
+                            report_weights={name: 1.0 for name in ALL_REPORT_REWARDS}, **options)
+              for r, resp in zip(ROWS, RESPONSES)]
+    clear_scorers()
+    np.testing.assert_allclose(scores, [d["score"] for d in direct], rtol=1e-5, atol=1e-5)
+    for name in ALL_REPORT_REWARDS:
+        assert name in extra, f"{name} missing from reward_extra_info: {sorted(extra)}"
+        np.testing.assert_allclose(np.asarray(extra[name], dtype=float), [d[name] for d in direct],
+                                   rtol=1e-5, atol=1e-5, err_msg=name)
+    # The copy of the reference is the best answer under every reward (row 0 vs the unrelated row 2).
+    assert all(direct[0][name] > direct[2][name] for name in ALL_REPORT_REWARDS)
