@@ -139,3 +139,17 @@ def test_radvlm_json_grounding_rows_get_box_json(tmp_path):
                                     {"label": "Nodule/Mass", "boxes": [[0.1, 0.1, 0.2, 0.2], [0.6, 0.1, 0.7, 0.2]]}]
     assert json.loads(out["vindr-cxr-train1_4"]["reward_model"]["ground_truth"])["objects"] == []
     assert summary.dropped["grounding answer without a valid box"] == 1
+
+
+def test_nothing_written_is_an_error(tmp_path, capsys):
+    image = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.new("L", (32, 32), 80).save(image)
+    records = [{"id": "unknownprefix-train_1", "image": str(image),
+                "conversations": [{"from": "human", "value": "<image>\nDescribe."}, {"from": "gpt", "value": "Clear."}]}]
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    assert main(["radvlm-json", str(tmp_path / "in.json"), "--out-dir", str(tmp_path / "out"), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "dropped 1 rows" in captured.out and "no rows written" in captured.err
+    assert not (tmp_path / "out" / "train.parquet").exists()

@@ -2,7 +2,7 @@
 
 ``add_convert_commands(subparsers)`` registers ``convert`` and its per-dataset subcommands on an
 argparse subparsers object; ``run_convert(args)`` runs the parsed command and returns the exit
-status (0 written, 2 bad input, refused leakage or bad options; the message names the problem).
+status (0 written, 1 nothing to write, 2 bad input, refused leakage or bad options; the message names the problem).
 ``main(argv)`` is the same command as a standalone program (the ``data_preprocess/`` scripts).
 
 Every flag maps onto the field of the same name of the dataset module's ``Options``.
@@ -255,6 +255,9 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(summary.format())
+    if not sum(summary.written.values()):
+        print("error: no rows written: every input row was dropped (reasons above)", file=sys.stderr)
+        return 1
     return 0
 
 
