@@ -46,6 +46,7 @@ import importlib
 import json
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -169,9 +170,12 @@ def _chexbert_semb_batch(hyps, refs, options):
 
 
 def _radcliq_batch(hyps, refs, options):
-    graphs = options.radgraph().score_pairs(hyps, refs)
-    berts = options.bertscore("radcliq").score_pairs(hyps, refs)
-    chex = options.chexbert().score_pairs(hyps, refs)
+    # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
+    # (matters most when they are remote service calls).
+    scorers = (options.radgraph(), options.bertscore("radcliq"), options.chexbert())
+    with ThreadPoolExecutor(max_workers=len(scorers), thread_name_prefix="radcliq") as pool:
+        futures = [pool.submit(scorer.score_pairs, hyps, refs) for scorer in scorers]
+        graphs, berts, chex = (future.result() for future in futures)
     out = []
     for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):
         features = {
