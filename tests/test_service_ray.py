@@ -161,6 +161,24 @@ def test_model_scores_through_the_service_equal_direct_batched_scoring(tiny_weig
     assert stats["max_batch_size"] > 1 and stats["cache_hit_rate"] > 0.5  # texts seen before are not re-encoded
 
 
+def test_radcliq_reports_the_call_figures_of_each_of_its_scorers(tmp_path, fresh):
+    """RadCliQ scores its three scorers in worker threads: their call figures must still reach the sample."""
+    from radvlm_verl.testing.report_models import build_report_weights
+
+    weights = build_report_weights(tmp_path / "weights", seed=3)
+    kwargs = {"report_reward": "radcliq", "report_weights_dir": str(weights), "report_bertscore_num_layers": 1,
+              "report_device": "cpu"}
+    result = compute_score("cxr_report/t", RESPONSES[0], REFERENCES[0], {"task": "report", "thinking": False},
+                           scorer_service=_service(), **kwargs)
+    clear_scorers()
+    direct = compute_score("cxr_report/t", RESPONSES[0], REFERENCES[0], {"task": "report", "thinking": False},
+                           **kwargs)
+    assert result["radcliq"] == pytest.approx(direct["radcliq"], abs=1e-5)
+    for scorer in ("radgraph", "bertscore", "chexbert"):
+        assert result[f"svc_{scorer}_batch_size"] == 1.0
+        assert math.isfinite(result[f"svc_{scorer}_forward_ms"]) and result[f"svc_{scorer}_latency_ms"] > 0
+
+
 def test_toy_batches_across_requests_and_matches_direct(toy_reward):
     name = toy_reward("toy_a", delay_s=0.02)
     service = _service(replicas=2, max_batch_size=16)

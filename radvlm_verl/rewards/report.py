@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import importlib
 import json
@@ -171,10 +172,11 @@ def _chexbert_semb_batch(hyps, refs, options):
 
 def _radcliq_batch(hyps, refs, options):
     # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
-    # (matters most when they are remote service calls).
+    # (matters most when they are remote service calls). Each runs in a copy of this context, so the
+    # service's per-sample call figures (collect_call_stats) still see its calls.
     scorers = (options.radgraph(), options.bertscore("radcliq"), options.chexbert())
     with ThreadPoolExecutor(max_workers=len(scorers), thread_name_prefix="radcliq") as pool:
-        futures = [pool.submit(scorer.score_pairs, hyps, refs) for scorer in scorers]
+        futures = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs) for scorer in scorers]
         graphs, berts, chex = (future.result() for future in futures)
     out = []
     for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):

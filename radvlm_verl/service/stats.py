@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import threading
@@ -133,33 +134,34 @@ class ScorerStats:
         )
 
 
-# --- call figures seen by the reward (per thread: verl runs one sample per executor thread) -------
+# --- call figures seen by the reward (per context: a sample's scoring, including work it hands to
+# other threads with contextvars.copy_context(), as RadCliQ does for its three scorers) -------------
 
-_LOCAL = threading.local()
+_COLLECTORS: contextvars.ContextVar[tuple[dict[str, dict[str, float]], ...]] = contextvars.ContextVar(
+    "radvlm_verl_call_stats", default=()
+)
 
 
 @contextlib.contextmanager
 def collect_call_stats() -> Iterator[dict[str, dict[str, float]]]:
-    """Gather ``{scorer: call figures}`` of the scoring calls this thread makes inside the block.
+    """Gather ``{scorer: call figures}`` of the scoring calls made in this context inside the block.
 
-    Blocks nest: a call is recorded in every enclosing block (the last call per scorer wins).
+    Blocks nest: a call is recorded in every enclosing block (the last call per scorer wins). Calls
+    made in another thread are seen when that thread runs in a copy of this context.
     """
-    stack = _LOCAL.__dict__.setdefault("stack", [])
     collected: dict[str, dict[str, float]] = {}
-    stack.append(collected)
+    token = _COLLECTORS.set((*_COLLECTORS.get(), collected))
     try:
         yield collected
     finally:
-        stack.remove(collected)
+        _COLLECTORS.reset(token)
 
 
 def record_call(scorer: str, figures: dict[str, float]) -> None:
     """Note one call's figures for the enclosing :func:`collect_call_stats` blocks (no-op outside one)."""
-    stack = getattr(_LOCAL, "stack", None)
-    if stack:
-        row = {field: float(figures.get(field, math.nan)) for field in CALL_STAT_FIELDS}
-        for collected in stack:
-            collected[scorer] = dict(row)
+    row = {field: float(figures.get(field, math.nan)) for field in CALL_STAT_FIELDS}
+    for collected in _COLLECTORS.get():
+        collected[scorer] = dict(row)
 
 
 # --- fallbacks (process-wide, in the reward worker) ----------------------------------------------
