@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from radvlm_verl.atomic import atomic_path
 from radvlm_verl.rewards.thinking import extract_answer
 from radvlm_verl.templates import THINKING_SUFFIX
 
@@ -84,15 +83,8 @@ def build_rows(rows: pa.Table, traces: dict[str, str], *, suffix: bool = True) -
 
 
 def write_atomic(table: pa.Table, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,13 +25,13 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from radvlm_verl.atomic import atomic_path
 from radvlm_verl.converters.rows import ConversionError
 
 WINDOWS = ("minmax", "percentile", "dicom")
@@ -133,18 +133,6 @@ def _first(value) -> float | None:
         return None
 
 
-def _save_png_atomic(image: Image.Image, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 class ImageStore:
     """Hands out an 8-bit file for every source image, converting each at most once.
 
@@ -169,7 +157,8 @@ class ImageStore:
         target = self.target(key)
         if source.suffix.lower() in DICOM_SUFFIXES:
             if not target.is_file():
-                _save_png_atomic(Image.fromarray(read_dicom(source, self.window), mode="L"), target)
+                with atomic_path(target) as tmp:
+                    Image.fromarray(read_dicom(source, self.window), mode="L").save(tmp, format="PNG")
                 self.converted += 1
             else:
                 self.reused += 1
@@ -184,7 +173,8 @@ class ImageStore:
                 converted = image_to_8bit(image, self.window)
         except OSError as exc:
             raise ConversionError(f"{source}: cannot read image: {exc}") from exc
-        _save_png_atomic(converted, target)
+        with atomic_path(target) as tmp:
+            converted.save(tmp, format="PNG")
         self.converted += 1
         return target, converted.width, converted.height
 

@@ -28,16 +28,11 @@ from typing import Any
 
 import pandas as pd
 
+from radvlm_verl.atomic import write_bytes_atomic, write_text_atomic
 from radvlm_verl.evaluation import aggregate as agg
 from radvlm_verl.evaluation import plots, tables
 from radvlm_verl.evaluation.bootstrap import DEFAULT_LEVEL
-from radvlm_verl.evaluation.predictions import (
-    join_predictions,
-    load_predictions,
-    load_test_rows,
-    write_bytes_atomic,
-    write_text_atomic,
-)
+from radvlm_verl.evaluation.predictions import join_predictions, load_predictions, load_test_rows
 from radvlm_verl.evaluation.score import ScoreConfig, score_predictions
 
 PER_SAMPLE = "per_sample.parquet"

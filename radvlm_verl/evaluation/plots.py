@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radvlm_verl.atomic import write_bytes_atomic
 from radvlm_verl.evaluation.aggregate import METRIC_SPECS
 from radvlm_verl.evaluation.bootstrap import Estimate
-from radvlm_verl.evaluation.predictions import write_bytes_atomic
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS
 
 # per-sample column -> histogram title

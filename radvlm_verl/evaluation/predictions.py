@@ -16,16 +16,15 @@ Example (files written by the tests; not run as a doctest):
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from radvlm_verl.atomic import write_text_atomic
 from radvlm_verl.rewards.thinking import as_bool
 
 # Columns of the frame returned by load_test_rows (one row per test sample).
@@ -156,27 +155,6 @@ def join_predictions(test: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     joined = test.copy()
     joined["prediction"] = [by_id[i] for i in joined["id"]]
     return joined
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` through a temporary file in the same folder, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` atomically."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:

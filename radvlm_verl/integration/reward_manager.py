@@ -70,12 +70,10 @@ class RadVLMRewardManager(RewardManagerBase):
             custom_kwargs = dict(to_plain(custom.get("reward_kwargs", None)) or {})
             service_kwargs = {str(k): to_plain(v) for k, v in custom_kwargs.items()}
         if service_kwargs.get("scorer_service") is None:
-            return {}
-        from radvlm_verl.service import ensure_ready, parse_service_config
+            return {}  # in-process scoring: no need to import the service (and Ray's client side)
+        from radvlm_verl.service import ensure_ready
 
-        if parse_service_config(service_kwargs["scorer_service"]) is None:
-            return {}
-        return ensure_ready(service_kwargs)
+        return ensure_ready(service_kwargs)  # {} when the block is present but disabled
 
     def _decode(self, data_item) -> str:
         response_ids = data_item.batch["responses"]

@@ -36,14 +36,13 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from radvlm_verl.atomic import write_text_atomic
 from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, frame_from_extra_info, valid_boxes
 from radvlm_verl.boxes.iou import iou_matrix
 from radvlm_verl.boxes.parse import checked_ground_truth, parse_ground_truth, read_prediction
@@ -251,27 +250,13 @@ def to_coco(samples: Sequence[GroundingSample], *, by_label: bool = False) -> tu
     return gt, detections
 
 
-def _atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_coco_json(
     samples: Sequence[GroundingSample], gt_path: str | os.PathLike, dt_path: str | os.PathLike, *, by_label: bool = False
 ) -> None:
     """Write :func:`to_coco`'s ground truth and detections as two JSON files (atomically)."""
     gt, dets = to_coco(samples, by_label=by_label)
-    _atomic_write_json(gt_path, gt)
-    _atomic_write_json(dt_path, dets)
+    write_text_atomic(gt_path, json.dumps(gt))
+    write_text_atomic(dt_path, json.dumps(dets))
 
 
 def _coco_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
