@@ -15,6 +15,7 @@ Example (on a per-sample frame written by ``radvlm-verl evaluate``; not run as a
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from radvlm_verl.evaluation.bootstrap import (
     resample_counts,
 )
 from radvlm_verl.evaluation.score import grounding_sample_from_json
-from radvlm_verl.metrics.chexbert_f1 import chexbert_corpus_f1
+from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_corpus_f1
 from radvlm_verl.metrics.grounding import coco_map
 
 
@@ -94,6 +95,13 @@ def _available(spec: MetricSpec, rows: pd.DataFrame) -> bool:
     return "boxes_json" in rows.columns and rows["boxes_json"].notna().all()
 
 
+def chexbert_label_matrices(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(reference, answer)`` CheXbert labels of report rows as ``(n, 14)`` integer matrices."""
+    ref = np.array([list(v) for v in rows["chexbert_ref"]], dtype=np.int64).reshape(-1, len(CHEXBERT_CONDITIONS))
+    hyp = np.array([list(v) for v in rows["chexbert_hyp"]], dtype=np.int64).reshape(-1, len(CHEXBERT_CONDITIONS))
+    return ref, hyp
+
+
 class GroupStatistics:
     """Point values and resample replicates of every available metric of one group's rows."""
 
@@ -104,18 +112,15 @@ class GroupStatistics:
             s for s in METRIC_SPECS
             if s.family == family and _available(s, rows) and (metrics is None or s.key in metrics)
         ]
-        self._labels = None
         self._coco: CocoResampler | None = None
         self.notes: list[str] = []
 
+    @functools.cached_property
     def _chexbert_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._labels is None:
-            ref = np.array([list(v) for v in self.rows["chexbert_ref"]], dtype=np.int64).reshape(-1, 14)
-            hyp = np.array([list(v) for v in self.rows["chexbert_hyp"]], dtype=np.int64).reshape(-1, 14)
-            self._labels = (ref, hyp)
-        return self._labels
+        return chexbert_label_matrices(self.rows)
 
-    def _samples(self):
+    @functools.cached_property
+    def _samples(self) -> list:
         return [grounding_sample_from_json(i, t) for i, t in zip(self.rows["id"], self.rows["boxes_json"], strict=True)]
 
     def values(self) -> dict[str, float]:
@@ -128,15 +133,15 @@ class GroupStatistics:
                 out[spec.key] = float(column.mean()) if column.notna().any() else math.nan
             elif spec.kind == "chexbert":
                 if chex is None:
-                    ref, hyp = self._chexbert_labels()
+                    ref, hyp = self._chexbert_labels
                     chex = chexbert_corpus_f1(ref, hyp)
                 out[spec.key] = chex[spec.column]
             else:
                 if coco is None:
                     try:
-                        coco = coco_map(self._samples())
+                        coco = coco_map(self._samples)
                     except ImportError:
-                        coco = coco_map(self._samples(), backend="native")
+                        coco = coco_map(self._samples, backend="native")
                 value = coco[spec.column]
                 out[spec.key] = math.nan if value < 0 else value  # -1: no ground-truth box
         return out
@@ -150,13 +155,13 @@ class GroupStatistics:
                 out[spec.key] = mean_replicates(self.rows[spec.column].astype(float).to_numpy(), counts)
             elif spec.kind == "chexbert":
                 if chex is None:
-                    chex = chexbert_replicates(*self._chexbert_labels(), counts)
+                    chex = chexbert_replicates(*self._chexbert_labels, counts)
                 out[spec.key] = chex[spec.column]
             else:
                 if coco is None:
                     try:
                         if self._coco is None:
-                            self._coco = CocoResampler(self._samples())
+                            self._coco = CocoResampler(self._samples)
                         coco = self._coco.replicates(counts)
                     except ImportError:
                         self.notes.append("COCO mAP intervals need pycocotools (pip install pycocotools)")
@@ -226,8 +231,6 @@ def per_condition(per_sample: pd.DataFrame) -> dict[str, np.ndarray]:
     out = {}
     for group, rows in per_sample[per_sample["family"] == "report"].groupby("group", sort=True):
         if "chexbert_hyp" in rows.columns and rows["chexbert_hyp"].notna().all():
-            ref = np.array([list(v) for v in rows["chexbert_ref"]], dtype=np.int64).reshape(-1, 14)
-            hyp = np.array([list(v) for v in rows["chexbert_hyp"]], dtype=np.int64).reshape(-1, 14)
-            out[str(group)] = per_condition_f1(ref, hyp)
+            out[str(group)] = per_condition_f1(*chexbert_label_matrices(rows))
     return out
 

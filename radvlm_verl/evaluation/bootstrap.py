@@ -34,10 +34,11 @@ import numpy as np
 from radvlm_verl.metrics.chexbert_f1 import FIVE_INDEX, f1_from_counts
 from radvlm_verl.metrics.grounding import (
     COCO_IOU_THRESHOLDS,
-    COCO_RECALL_THRESHOLDS,
     MAX_DETECTIONS,
     GroundingSample,
+    coco_summary,
     evaluated_cocoeval,
+    precision_at_recall_thresholds,
     to_coco,
 )
 
@@ -226,29 +227,13 @@ class CocoResampler:
         n_gt = int(self.n_gt[order].sum()) if len(order) else 0
         if n_gt == 0:
             return dict.fromkeys(self.KEYS, math.nan)
-        n_t, n_r = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS)
-        scores = np.concatenate([self.scores[i] for i in order])
-        precision = np.zeros((n_t, n_r))
-        if scores.size:
-            by_score = np.argsort(-scores, kind="mergesort")
-            matched = np.concatenate([self.matched[i] for i in order], axis=1)[:, by_score]
-            ignored = np.concatenate([self.ignored[i] for i in order], axis=1)[:, by_score]
-            tp = np.cumsum(matched & ~ignored, axis=1).astype(np.float64)
-            fp = np.cumsum(~matched & ~ignored, axis=1).astype(np.float64)
-            recall = tp / n_gt
-            prec = tp / (tp + fp + np.spacing(1))
-            prec = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]  # interpolated precision
-            for t in range(n_t):
-                idx = np.searchsorted(recall[t], COCO_RECALL_THRESHOLDS, side="left")
-                reachable = idx < prec.shape[1]
-                precision[t, reachable] = prec[t, idx[reachable]]
-        t50 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.5))[0])
-        t75 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.75))[0])
-        return {
-            "coco_map": float(precision.mean()),
-            "coco_map_50": float(precision[t50].mean()),
-            "coco_map_75": float(precision[t75].mean()),
-        }
+        precision = precision_at_recall_thresholds(
+            np.concatenate([self.scores[i] for i in order]),
+            np.concatenate([self.matched[i] for i in order], axis=1),
+            n_gt,
+            np.concatenate([self.ignored[i] for i in order], axis=1),
+        )
+        return coco_summary(precision)  # one category with ground truth: no undefined (-1) entries
 
     def replicates(self, counts: np.ndarray) -> dict[str, np.ndarray]:
         """Each key's value on every resample (rows of ``counts``)."""

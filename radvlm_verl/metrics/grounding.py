@@ -312,23 +312,40 @@ def _native_coco(gt: dict, dets: list[dict]) -> np.ndarray:
             n_gt += len(g)
         if not scores_all or n_gt == 0:
             continue
-        scores = np.concatenate(scores_all)
-        order = np.argsort(-scores, kind="mergesort")
-        matched = np.concatenate(matched_all, axis=1)[:, order]
-        tp = np.cumsum(matched, axis=1).astype(float)
-        fp = np.cumsum(~matched, axis=1).astype(float)
-        for t in range(n_t):
-            q = np.zeros(n_r)
-            if tp.shape[1]:
-                rc = tp[t] / n_gt
-                pr = tp[t] / (fp[t] + tp[t] + np.spacing(1))
-                pr = np.maximum.accumulate(pr[::-1])[::-1]
-                idx = np.searchsorted(rc, COCO_RECALL_THRESHOLDS, side="left")
-                ok = idx < len(pr)
-                # COCOeval fills thresholds up to the first unreachable one and leaves the rest 0.
-                first_bad = int(np.argmin(ok)) if not ok.all() else n_r
-                q[:first_bad] = pr[idx[:first_bad]]
-            precision[t, :, k] = q
+        precision[:, :, k] = precision_at_recall_thresholds(
+            np.concatenate(scores_all), np.concatenate(matched_all, axis=1), n_gt
+        )
+    return precision
+
+
+def precision_at_recall_thresholds(
+    scores: np.ndarray, matched: np.ndarray, n_gt: int, ignored: np.ndarray | None = None
+) -> np.ndarray:
+    """COCOeval's accumulation for one category: interpolated precision ``(n_iou_thresholds, 101)``.
+
+    Args:
+        scores: ``(n_det,)`` confidence of every detection of the evaluated images.
+        matched: ``(n_iou_thresholds, n_det)`` whether each detection matched a ground-truth box.
+        n_gt: number of (non-ignored) ground-truth boxes, > 0.
+        ignored: like ``matched``; ignored detections count as neither true nor false positives.
+    """
+    precision = np.zeros((matched.shape[0], len(COCO_RECALL_THRESHOLDS)))
+    if scores.size == 0:
+        return precision
+    order = np.argsort(-scores, kind="mergesort")  # COCOeval's stable sort
+    matched = matched[:, order]
+    counted = ~ignored[:, order] if ignored is not None else np.ones_like(matched)
+    tp = np.cumsum(matched & counted, axis=1, dtype=np.float64)
+    fp = np.cumsum(~matched & counted, axis=1, dtype=np.float64)
+    recall = tp / n_gt
+    prec = tp / (tp + fp + np.spacing(1))
+    prec = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]  # interpolated precision
+    for t in range(matched.shape[0]):
+        idx = np.searchsorted(recall[t], COCO_RECALL_THRESHOLDS, side="left")
+        # Recall and thresholds both increase, so the reachable thresholds are a prefix; COCOeval
+        # leaves the unreachable rest at 0.
+        reachable = idx < prec.shape[1]
+        precision[t, reachable] = prec[t, idx[reachable]]
     return precision
 
 
@@ -370,7 +387,9 @@ def evaluated_cocoeval(gt: dict, dets: list[dict]):
     return ev
 
 
-def _summary(precision: np.ndarray) -> dict[str, float]:
+def coco_summary(precision: np.ndarray) -> dict[str, float]:
+    """``coco_map`` (0.5:0.95), ``coco_map_50``, ``coco_map_75`` of a precision array (-1 entries: undefined)."""
+
     def mean(block: np.ndarray) -> float:
         defined = block[block > -1]
         return float(np.mean(defined)) if defined.size else -1.0
@@ -391,4 +410,4 @@ def coco_map(
         precision = _native_coco(gt, dets)
     else:
         raise ValueError(f"unknown coco_map backend {backend!r}; expected 'pycocotools' or 'native'")
-    return _summary(precision)
+    return coco_summary(precision)
