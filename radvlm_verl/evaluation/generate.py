@@ -8,7 +8,7 @@ and the processor's chat template renders the text with the generation prompt. v
 the text and the already resized images, which is what verl's rollout sends it.
 
 vLLM is imported only when generating (``pip install 'radvlm-verl[gpu]'``); building the requests
-(:func:`build_requests`) needs only verl, transformers and qwen_vl_utils, and runs on a CPU.
+(:func:`build_requests`, lazily, one batch at a time) needs only verl, transformers and qwen_vl_utils, and runs on a CPU.
 
 Decoding defaults follow the paper's evaluation: greedy (temperature 0) and 1024 new tokens for
 instruct models; use ``--temperature 1.0 --max-new-tokens 4096`` for Qwen3-VL-Thinking models.
@@ -16,8 +16,9 @@ instruct models; use ``--temperature 1.0 --max-new-tokens 4096`` for Qwen3-VL-Th
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,15 @@ def _dataset_config(cache_dir: str) -> Any:
     })
 
 
-def build_requests(test_parquet: str | os.PathLike, model_path: str | os.PathLike, config: GenerationConfig,
-                   *, progress: bool = True) -> list[dict[str, Any]]:
-    """One vLLM request per row: ``{"id", "prompt", "multi_modal_data": {"image": [PIL images]}}``."""
+def build_requests(test_parquet: str | os.PathLike, model_path: str | os.PathLike,
+                   config: GenerationConfig) -> Iterator[dict[str, Any]]:
+    """One vLLM request per row, lazily: ``{"id", "prompt", "multi_modal_data": {"image": [PIL images]}}``.
+
+    A generator, so only the batch being generated holds decoded images (a whole test set of
+    resized images would take gigabytes of host memory).
+    """
     import tempfile
 
-    from tqdm import tqdm
     from transformers import AutoProcessor, AutoTokenizer
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
@@ -77,8 +81,7 @@ def build_requests(test_parquet: str | os.PathLike, model_path: str | os.PathLik
     with tempfile.TemporaryDirectory(prefix="radvlm_eval_") as cache:
         data_config = _dataset_config(cache)
         dataset = RLHFDataset(data_files=[str(test_parquet)], tokenizer=tokenizer, config=data_config, processor=processor)
-        requests = []
-        for k in tqdm(range(len(dataset)), desc="building prompts", disable=not progress, mininterval=1.0):
+        for k in range(len(dataset)):
             item = dataset[k]
             messages = item["raw_prompt"]
             images, _, _ = RLHFDataset._process_multi_modal_info(messages, image_patch_size=patch, config=data_config)
@@ -88,8 +91,7 @@ def build_requests(test_parquet: str | os.PathLike, model_path: str | os.PathLik
             request: dict[str, Any] = {"id": str(item["extra_info"]["id"]), "prompt": text}
             if images:
                 request["multi_modal_data"] = {"image": list(images)}
-            requests.append(request)
-    return requests
+            yield request
 
 
 def make_vllm(model_path: str | os.PathLike, config: GenerationConfig):
@@ -127,25 +129,28 @@ def generate_predictions(
     llm: Any = None,
     params: Any = None,
     progress: bool = True,
-    requests_fn: Callable[..., list[dict[str, Any]]] = build_requests,
+    requests_fn: Callable[..., Iterable[dict[str, Any]]] = build_requests,
 ) -> Path:
     """Generate one prediction per test row and write ``{"id", "prediction"}`` JSON Lines atomically.
 
     ``llm`` (anything with vLLM's ``generate(inputs, sampling_params, use_tqdm=False)``) and
     ``params`` default to a vLLM engine built from ``config``; tests pass a stand-in.
     """
+    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     config = config or GenerationConfig()
-    requests = requests_fn(test_parquet, model_path, config, progress=progress)
+    requests = iter(requests_fn(test_parquet, model_path, config))
+    # Build the first request now: a bad parquet or processor fails before vLLM loads the model.
+    requests = itertools.chain(list(itertools.islice(requests, 1)), requests)
     if llm is None:
         llm = make_vllm(model_path, config)
     if params is None:
         params = sampling_params(config)
     records = []
-    with tqdm(total=len(requests), desc="generating", unit=" rows", disable=not progress, mininterval=1.0) as bar:
-        for start in range(0, len(requests), max(1, config.batch_size)):
-            chunk = requests[start : start + config.batch_size]
+    total = pq.ParquetFile(test_parquet).metadata.num_rows
+    with tqdm(total=total, desc="generating", unit=" rows", disable=not progress, mininterval=1.0) as bar:
+        while chunk := list(itertools.islice(requests, max(1, config.batch_size))):
             inputs = [{k: v for k, v in r.items() if k != "id"} for r in chunk]
             outputs = llm.generate(inputs, params, use_tqdm=False)
             if len(outputs) != len(chunk):
