@@ -186,6 +186,11 @@ def test_scorer_service_is_not_passed_to_the_reward_check(data):
     assert check("reward_service=spare_gpu", *files(data["report"])).ok
 
 
+def test_invalid_scorer_service_block_is_reported(data):
+    report = check("reward_service=spare_gpu", *files(data["report"]), "reward.reward_kwargs.scorer_service.replicas=0")
+    assert report.errors == ["reward.reward_kwargs: scorer_service.replicas=0 must be >= 1"]
+
+
 def test_bad_group_option_does_not_compose():
     report = check("policy=nosuch")
     assert len(report.errors) == 1 and "Could not find 'policy/nosuch'" in report.errors[0]

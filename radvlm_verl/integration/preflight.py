@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from radvlm_verl.integration.reward_loop import CONFIG_MODULE
+from radvlm_verl.integration.reward_loop import compose_config
+from radvlm_verl.service.config import parse_service_config
 
 # Required values in the shipped configs are interpolations to this missing node (see _grpo_defaults.yaml).
 REQUIRED_MARK = "${SET_ME."
@@ -78,17 +79,9 @@ class Report:
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
     """Compose ``config_name`` from the package's configs; return the config and the group choices."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
+    cfg = compose_config(config_name, overrides, return_hydra_config=True)
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices, resolve=False)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -334,8 +327,8 @@ def check_reward_kwargs(cfg, report: Report) -> None:
         report.notes.append("reward: not the radvlm manager with its built-in rewards; reward kwargs not checked")
         return
     kwargs = reward_kwargs_of(cfg)
-    kwargs.pop("scorer_service", None)  # configuration of the scorer service, not of a reward
     try:
+        parse_service_config(kwargs.pop("scorer_service", None))  # the service's own options
         keys = rewards.result_keys(**kwargs)
     except (TypeError, ValueError) as exc:
         report.errors.append(f"reward.reward_kwargs: {exc}")
@@ -386,16 +379,15 @@ def cluster_problems(cfg, nodes: Sequence[Mapping[str, float]]) -> list[str]:
             f"trainer.nnodes={nnodes} x n_gpus_per_node={per_node} needs {nnodes} nodes with {per_node} GPUs; "
             f"the cluster's nodes have {gpus} GPUs (start Ray on every node, or lower NNODES/GPUS_PER_NODE)"
         )
-    service = reward_kwargs_of(cfg).get("scorer_service") or {}
-    if service.get("enabled"):
-        replicas = int(service.get("replicas", 1))
-        for name, amount in (service.get("resources") or {}).items():
+    service = parse_service_config(reward_kwargs_of(cfg).get("scorer_service"))
+    if service is not None:
+        for name, amount in service.resources:
             total = sum(n.get(name, 0) for n in nodes)
-            if total < replicas * float(amount):
+            if total < service.replicas * amount:
                 problems.append(
-                    f"reward.reward_kwargs.scorer_service asks for {replicas} x {name}={amount}, the cluster "
-                    f"has {total:g}; start the reward node with ray start --resources='{{\"{name}\": "
-                    f"{replicas * float(amount):g}}}'"
+                    f"reward.reward_kwargs.scorer_service asks for {service.replicas} x {name}={amount:g}, the "
+                    f"cluster has {total:g}; start the reward node with ray start --resources='{{\"{name}\": "
+                    f"{service.replicas * amount:g}}}'"
                 )
     return problems
 
@@ -421,7 +413,10 @@ def check_cluster(cfg, report: Report) -> None:
     finally:
         if ray.is_initialized():
             ray.shutdown()
-    report.errors.extend(cluster_problems(cfg, nodes))
+    try:
+        report.errors.extend(cluster_problems(cfg, nodes))
+    except ValueError:
+        pass  # an invalid scorer_service block: check_reward_kwargs reports it
     report.notes.append(f"ray: {len(nodes)} node(s) at {address}")
 
 

@@ -16,14 +16,22 @@ import numpy as np
 CONFIG_MODULE = "radvlm_verl.configs"
 
 
-def compose_config(config_name: str = "grpo_report", overrides: Sequence[str] = ()) -> Any:
-    """Compose one of the package's hydra configs (as ``main_ppo`` would) and return it."""
+def compose_config(
+    config_name: str = "grpo_report", overrides: Sequence[str] = (), *, return_hydra_config: bool = False
+) -> Any:
+    """Compose one of the package's hydra configs (as ``main_ppo`` would) and return it.
+
+    ``return_hydra_config`` keeps the ``hydra`` node (its ``runtime.choices`` name the group options).
+    """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
-        return compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base=None):
+            return compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def make_reward_batch(tokenizer, rows: Sequence[dict[str, Any]], responses: Sequence[str], prompt_len: int = 8):
