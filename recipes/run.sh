@@ -22,6 +22,8 @@
 #   DRY_RUN=1        run the checks, print the verl command, start nothing
 #   PREFLIGHT=0      skip the checks (not recommended);  PREFLIGHT_ARGS: extra preflight options
 set -euo pipefail
+# shellcheck source=recipes/_launch.sh
+source "$(dirname "$0")/_launch.sh"
 
 usage() {
   sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -55,18 +57,6 @@ fi
 overrides+=("trainer.experiment_name=${EXPERIMENT_NAME:-$TASK-$POLICY}")
 overrides+=("$@")
 
-if [[ "${PREFLIGHT:-1}" != 0 ]]; then
-  # shellcheck disable=SC2086  # PREFLIGHT_ARGS is a list of options
-  if ! "$PYTHON" -m radvlm_verl.integration.preflight --config-name="$CONFIG_NAME" ${PREFLIGHT_ARGS:-} "${overrides[@]}"; then
-    echo "error: preflight checks failed for task=$TASK policy=$POLICY (see the lines above); nothing was started" >&2
-    exit 2
-  fi
-fi
-
-cmd=("$PYTHON" -m verl.trainer.main_ppo --config-path=pkg://radvlm_verl.configs --config-name="$CONFIG_NAME" "${overrides[@]}")
-if [[ "${DRY_RUN:-0}" != 0 ]]; then
-  printf '%q ' "${cmd[@]}"
-  echo
-  exit 0
-fi
-exec "${cmd[@]}"
+check_inputs "task=$TASK policy=$POLICY" "${overrides[@]}"
+start_or_print "$PYTHON" -m verl.trainer.main_ppo --config-path=pkg://radvlm_verl.configs --config-name="$CONFIG_NAME" \
+  "${overrides[@]}"

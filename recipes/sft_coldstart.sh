@@ -9,6 +9,8 @@
 # CHECKPOINT_DIR: trainer.default_local_dir. Arguments are hydra overrides. DRY_RUN=1 and
 # PREFLIGHT=0 as in recipes/run.sh. Convert the result with verl.model_merger (recipes/README.md).
 set -euo pipefail
+# shellcheck source=recipes/_launch.sh
+source "$(dirname "$0")/_launch.sh"
 
 PYTHON=${PYTHON:-python3}
 CONFIG_NAME=${CONFIG_NAME:-sft_coldstart_thinking}
@@ -22,13 +24,7 @@ overrides=("trainer.n_gpus_per_node=$GPUS_PER_NODE" "trainer.nnodes=$NNODES")
 [[ -n "${CHECKPOINT_DIR:-}" ]] && overrides+=("trainer.default_local_dir=$CHECKPOINT_DIR")
 overrides+=("$@")
 
-if [[ "${PREFLIGHT:-1}" != 0 ]]; then
-  # shellcheck disable=SC2086
-  if ! "$PYTHON" -m radvlm_verl.integration.preflight --config-name="$CONFIG_NAME" ${PREFLIGHT_ARGS:-} "${overrides[@]}"; then
-    echo "error: preflight checks failed for the cold-start SFT (see the lines above); nothing was started" >&2
-    exit 2
-  fi
-fi
+check_inputs "the cold-start SFT" "${overrides[@]}"
 
 if [[ "$NNODES" == 1 ]]; then
   launch=(torchrun --standalone --nnodes=1 --nproc_per_node="$GPUS_PER_NODE")
@@ -36,10 +32,5 @@ else
   launch=(torchrun --nnodes="$NNODES" --nproc_per_node="$GPUS_PER_NODE" --node_rank="${NODE_RANK:?set NODE_RANK}"
           --master_addr="${MASTER_ADDR:?set MASTER_ADDR}" --master_port="${MASTER_PORT:-29500}")
 fi
-cmd=("${launch[@]}" -m verl.trainer.sft_trainer --config-path=pkg://radvlm_verl.configs --config-name="$CONFIG_NAME" "${overrides[@]}")
-if [[ "${DRY_RUN:-0}" != 0 ]]; then
-  printf '%q ' "${cmd[@]}"
-  echo
-  exit 0
-fi
-exec "${cmd[@]}"
+start_or_print "${launch[@]}" -m verl.trainer.sft_trainer --config-path=pkg://radvlm_verl.configs \
+  --config-name="$CONFIG_NAME" "${overrides[@]}"
