@@ -63,23 +63,14 @@ def make_rollouts(n: int, group: int, seed: int) -> list[tuple[str, str]]:
 
 def build_weights(root: Path, real_geometry: bool, with_radgraph: bool) -> Path:
     """Random-weight models laid out as a weights directory (tiny, or with the real model sizes)."""
-    from radvlm_verl.testing.report_models import build_chexbert_checkpoint, build_radgraph_standin, build_tiny_bert
+    from radvlm_verl.testing.report_models import build_report_weights
 
+    base = distil = None
     if real_geometry:
         base = dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072)  # bert-base-uncased
         distil = dict(hidden_size=768, num_layers=6, num_heads=12, intermediate_size=3072)  # distil* models
-    else:
-        base = distil = {}
-    encoder = build_tiny_bert(root / "bert-base-uncased", seed=0, **base)
-    build_chexbert_checkpoint(root / "chexbert.pth", encoder, seed=1)
-    build_tiny_bert(root / "distilroberta-base", seed=2, **distil)
-    build_tiny_bert(root / "distilbert-base-uncased", seed=3, **distil)
-    if with_radgraph:
-        from radvlm_verl.scorers.radgraph import apply_transformers5_compat
-
-        apply_transformers5_compat()
-        build_radgraph_standin(root / "radgraph", encoder, model_type="radgraph-xl", seed=4)
-    return root
+    return build_report_weights(root, radgraph_types=("radgraph-xl",) if with_radgraph else (),
+                                encoder_geometry=base, bertscore_geometry=distil)
 
 
 class PairServer:

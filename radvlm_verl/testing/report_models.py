@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -195,18 +196,27 @@ def build_radgraph_standin(
     return Path(cache_dir)
 
 
-def build_report_weights(root: str | os.PathLike, *, seed: int = 0, radgraph_types=("radgraph-xl",)) -> Path:
-    """Lay out tiny stand-ins as a project weights directory (see ``radvlm_verl.scorers.weights``).
+def build_report_weights(
+    root: str | os.PathLike,
+    *,
+    seed: int = 0,
+    radgraph_types=("radgraph-xl",),
+    encoder_geometry: Mapping[str, int] | None = None,
+    bertscore_geometry: Mapping[str, int] | None = None,
+) -> Path:
+    """Lay out random-weight stand-ins as a project weights directory (see ``radvlm_verl.scorers.weights``).
 
-    ``root/bert-base-uncased`` (CheXbert encoder), ``root/chexbert.pth``, ``root/distilroberta-base``
-    and ``root/distilbert-base-uncased`` (2-layer BERTs: pass ``bertscore_num_layers`` <= 2) and
-    ``root/radgraph/<model_type>`` for each of ``radgraph_types``.
+    ``root/bert-base-uncased`` (CheXbert and RadGraph encoder), ``root/chexbert.pth``,
+    ``root/distilroberta-base`` and ``root/distilbert-base-uncased`` (BERTScore models) and
+    ``root/radgraph/<model_type>`` for each of ``radgraph_types``. The BERTs are tiny (2 layers: pass
+    ``bertscore_num_layers`` <= 2) unless ``encoder_geometry`` / ``bertscore_geometry`` give
+    :func:`build_tiny_bert` sizes (benchmarks use the real models' sizes).
     """
     root = Path(root)
-    encoder = build_tiny_bert(root / "bert-base-uncased", seed=seed)
+    encoder = build_tiny_bert(root / "bert-base-uncased", seed=seed, **(encoder_geometry or {}))
     build_chexbert_checkpoint(root / "chexbert.pth", encoder, seed=seed + 1)
-    build_tiny_bert(root / "distilroberta-base", seed=seed + 2)
-    build_tiny_bert(root / "distilbert-base-uncased", seed=seed + 3)
+    build_tiny_bert(root / "distilroberta-base", seed=seed + 2, **(bertscore_geometry or {}))
+    build_tiny_bert(root / "distilbert-base-uncased", seed=seed + 3, **(bertscore_geometry or {}))
     if radgraph_types:
         try:  # transformers 5 needs the project's compatibility layer; transformers 4 does not
             from radvlm_verl.scorers.radgraph import apply_transformers5_compat
