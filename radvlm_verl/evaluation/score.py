@@ -45,6 +45,7 @@ from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_pair_f1
 from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_rollout
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR
+from radvlm_verl.rewards import GROUNDING_TASKS, REPORT_TASKS
 from radvlm_verl.rewards.report import REPORT_REWARDS, ReportOptions, make_options, prepare_model_text, score_report_batch
 from radvlm_verl.rewards.thinking import extract_answer
 from radvlm_verl.scorers.weights import MissingWeightsError
@@ -54,7 +55,6 @@ GROUNDING_METRICS = ("radvlm_map", "coco_map")
 ALL_METRICS = REPORT_METRICS + GROUNDING_METRICS
 WEIGHT_FREE_METRICS = ("rouge_l", "radvlm_map", "coco_map")
 MODEL_METRICS = ("bertscore", "chexbert", "radgraph", "radcliq")
-GROUNDING_TASKS = frozenset({"phrase_grounding", "anatomy_grounding", "abnormality_grounding", "abnormality_detection", "grounding"})
 
 # RadCliQ-v1 of an unanswered row: the report reward's floor, sign-flipped.
 RADCLIQ_V1_UNANSWERED = -RADCLIQ_REWARD_FLOOR
@@ -282,7 +282,7 @@ def score_predictions(joined: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame
     Columns that do not apply to a row's task are NaN (or None). Raises on bad data or
     configuration (missing weights, unknown task); never on a model output.
     """
-    unknown = sorted(set(joined["task"]) - GROUNDING_TASKS - {"report"})
+    unknown = sorted(set(joined["task"]) - GROUNDING_TASKS - REPORT_TASKS)
     if unknown:
         raise ValueError(f"unknown task(s) {unknown} in the test parquet; expected report or a grounding task")
     frame = joined[["id", "data_source", "task", "dataset", "thinking", "ground_truth", "prediction"]].copy()
