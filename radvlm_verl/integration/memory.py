@@ -28,8 +28,8 @@ Peak = max(rollout phase, update phase) + scorers; the run is refused when it ex
 
 Example:
     >>> shape = ModelShape.from_config(QWEN3_VL_8B_CONFIG)
-    >>> round(shape.params / 1e9, 2), shape.kv_bytes_per_token  # Qwen3-VL-8B: 8.77e9 published
-    (8.77, 147456)
+    >>> round(shape.params / 1e9, 2), shape.kv_bytes_per_token  # transformers counts 8.77e9
+    (8.76, 147456)
 """
 
 from __future__ import annotations
