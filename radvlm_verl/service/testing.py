@@ -28,7 +28,8 @@ class ToyOverlapScorer(BatchedPairScorer):
         delay_s: sleep per batch (simulated forward pass).
         fail_init: raise :class:`ScorerError` in the constructor.
         fail_marker: raise :class:`ScorerError` for a batch containing a text with this substring.
-        cache_size, batch_window_s, max_batch, weights_dir, device: as for the model-based scorers.
+        cache_size, batch_window_s, max_batch, call_timeout_s, weights_dir, device: as for the model-based
+            scorers.
     """
 
     name = "toy_overlap"
@@ -42,13 +43,14 @@ class ToyOverlapScorer(BatchedPairScorer):
         cache_size: int = 4096,
         batch_window_s: float = 0.005,
         max_batch: int = 64,
+        call_timeout_s: float | None = None,
         weights_dir: str | None = None,
         device: str | None = None,
     ):
         del weights_dir, device  # accepted like the model-based scorers; nothing to load
         if fail_init:
             raise ScorerError("toy_overlap: asked to fail at start-up (fail_init=True)")
-        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
+        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch, call_timeout_s=call_timeout_s)
         self.delay_s = float(delay_s)
         self.fail_marker = fail_marker
         self._words: TextCache[frozenset[str]] = TextCache(cache_size)
