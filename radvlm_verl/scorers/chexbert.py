@@ -111,11 +111,12 @@ class CheXbertScorer(BatchedPairScorer):
         call_timeout_s: float | None = None,
     ):
         super().__init__(batch_window_s=batch_window_s, max_batch=max_batch, call_timeout_s=call_timeout_s)
+        # missing weights fail before the slow torch/transformers imports
+        checkpoint_path = resolve_weight("chexbert", path=checkpoint, weights_dir=weights_dir)
+        encoder_dir = resolve_weight("bert-base-uncased", path=encoder, weights_dir=weights_dir)
         import torch
         from transformers import AutoTokenizer, BertConfig
 
-        checkpoint_path = resolve_weight("chexbert", path=checkpoint, weights_dir=weights_dir)
-        encoder_dir = resolve_weight("bert-base-uncased", path=encoder, weights_dir=weights_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
         model = build_chexbert_module(BertConfig.from_pretrained(str(encoder_dir)))
         state = load_chexbert_state(checkpoint_path)
