@@ -79,6 +79,13 @@ def test_a_failing_item_fails_alone_and_a_broken_model_fails_everyone():
     with pytest.raises(ScorerError, match="no model"):
         batcher.submit([1, 2, 3, 4])
     assert batcher.calls == 7  # bisected down to every item: 4 + 2 + 1 calls
+
+    def out_of_time(items):
+        raise TimeoutError("inner scorer: no result within 300 s")
+
+    batcher = MicroBatcher(out_of_time, window_s=0.0)
+    assert all(isinstance(o, TimeoutError) for o in batcher.submit_each([1, 2, 3, 4]))
+    assert batcher.calls == 1  # a timeout is not bisected: that would wait 300 s per half again
     with pytest.raises(ValueError):
         MicroBatcher(list, window_s=-1)
 

@@ -54,8 +54,9 @@ class MicroBatcher(Generic[T, R]):
 
     One failing item never fails its neighbours: when ``batch_fn`` raises on several items, the
     batch is split in halves and each half run again, down to the items that fail alone, which get
-    the exception; the others get their results. ``batch_fn`` may also return an exception in place
-    of an item's result (a nested batcher that already isolated it).
+    the exception; the others get their results. A ``TimeoutError`` is not split: every item of the
+    batch gets it. ``batch_fn`` may also return an exception in place of an item's result (a nested
+    batcher that already isolated it).
 
     Args:
         batch_fn: ``items -> results``, one result per item, same order.
@@ -156,6 +157,8 @@ class MicroBatcher(Generic[T, R]):
             if len(results) != len(items):
                 raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
             return results
+        except TimeoutError as error:  # a time limit is not one text's fault: splitting would only wait longer
+            return [error] * len(items)
         except Exception as error:
             if len(items) == 1:
                 return [error]
