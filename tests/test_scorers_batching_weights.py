@@ -137,6 +137,11 @@ def test_text_cache_computes_unique_missing_once():
     assert len(cache) == 3
     cache.get_many(["b"], compute)
     assert seen[-1] == "b"
+    # a key that fails does not cost the others: they are cached before its error is raised
+    partly = lambda keys: seen.extend(keys) or [ScorerError(k) if k == "bad" else k.upper() for k in keys]  # noqa: E731
+    with pytest.raises(ScorerError, match="bad"):
+        cache.get_many(["x", "bad"], partly)
+    assert cache.get_many(["x"], partly) == ["X"] and seen.count("x") == 1
 
 
 def test_batched_pair_scorer_deduplicates_pairs():

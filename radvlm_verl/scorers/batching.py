@@ -199,7 +199,11 @@ class TextCache(Generic[R]):
         self.misses = 0
 
     def get_many(self, keys: list[Hashable], compute: Callable[[list[Any]], list[R]]) -> list[R]:
-        """Values for ``keys``; ``compute`` is called once on the unique keys not cached."""
+        """Values for ``keys``; ``compute`` is called once on the unique keys not cached.
+
+        ``compute`` may return an exception in place of a key's value: the other values are cached
+        (a re-run without the failing key finds them), then the first such exception is raised.
+        """
         found: dict[Hashable, R] = {}
         with self._lock:
             for key in keys:
@@ -216,10 +220,14 @@ class TextCache(Generic[R]):
             found.update(zip(missing, values, strict=True))
             with self._lock:
                 for key, value in zip(missing, values, strict=True):
-                    self._data[key] = value
-                    self._data.move_to_end(key)
+                    if not isinstance(value, BaseException):
+                        self._data[key] = value
+                        self._data.move_to_end(key)
                 while len(self._data) > self.maxsize:
                     self._data.popitem(last=False)
+            failure = first_failure(values)
+            if failure is not None:
+                raise failure
         return [found[k] for k in keys]
 
     def __len__(self) -> int:

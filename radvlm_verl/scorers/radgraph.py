@@ -191,13 +191,16 @@ class RadGraphScorer(BatchedPairScorer):
         except Exception as error:
             raise ScorerError(f"radgraph failed on a text of {len(text)} chars {text[:200]!r}: {error!r}") from error
 
-    def _annotate_uncached(self, texts: list[str]) -> list[dict]:
-        graphs = []
+    def _annotate_uncached(self, texts: list[str]) -> list[dict | ScorerError]:
+        graphs: list[dict | ScorerError] = []
         for text, document in zip(texts, self._documents(texts), strict=True):
             if not document["sentences"][0]:  # nothing left to tag (radgraph itself would crash)
                 graphs.append(EMPTY_GRAPH)
-            else:
+                continue
+            try:
                 graphs.append(self._annotate_document(document, text))
+            except ScorerError as error:  # the cache keeps the other texts' graphs, then raises it
+                graphs.append(error)
         return graphs
 
     def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
