@@ -225,6 +225,11 @@ def test_the_default_single_replica_survives_a_crash_mid_step(ray_cluster, fresh
     handle = ray.get_actor(f"{scorer.deployment}-0", namespace="rv_test")
     assert ray.get(handle.ready.remote(), timeout=30)["restarted"] is True
 
+    # a worker that connects for the first time while the replica restarts waits for it too
+    ray.kill(handle, no_restart=False)
+    newcomer = RemoteScorer("toy_overlap", {"delay_s": 0.05, "init_delay_s": 5.0}, service)
+    assert newcomer.score_pairs([pairs[0][0]], [pairs[0][1]]) == [direct[0]]
+
 
 def test_all_replicas_gone_is_a_clear_error_within_the_timeout(toy_reward):
     import ray

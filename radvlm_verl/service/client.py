@@ -194,7 +194,7 @@ class RemoteScorer:
             handles = self._create(ray)
             refs = [h.ready.remote() for h in handles]
             _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.service.ready_timeout_s)
-            problems, infos = [], []
+            problems, infos, restarting = [], [], set()
             for i, ref in enumerate(refs):
                 if ref in pending:
                     problems.append(f"replica {i} {_startup_state(handles[i])} after ready_timeout_s="
@@ -202,8 +202,20 @@ class RemoteScorer:
                     continue
                 try:
                     infos.append(ray.get(ref))
+                except ray.exceptions.ActorUnavailableError:  # found while Ray restarts it after a crash
+                    restarting.add(i)
                 except Exception as error:  # constructor failure: missing weights, import error, OOM, ...
                     problems.append(f"replica {i} failed to start: {describe_error(error)}")
+            self._dead.clear()
+            waiting = set(restarting)
+            deadline = started + self.service.ready_timeout_s
+            while waiting and self._await_restart(ray, handles, waiting, deadline, problems):
+                pass
+            for i in sorted(restarting - waiting - self._dead):  # back from their restart
+                try:
+                    infos.append(ray.get(handles[i].ready.remote(), timeout=self.service.call_timeout_s))
+                except Exception as error:
+                    problems.append(f"replica {i} failed after its restart: {describe_error(error)}")
             if problems:
                 for handle, ref in zip(handles, refs, strict=True):
                     if ref in pending:  # never leave an unschedulable actor queued behind us
