@@ -270,7 +270,8 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
     if opts.bertscore_config not in ("eval", "radcliq"):
         raise ValueError(f"report_bertscore_config={opts.bertscore_config!r}; expected 'eval' or 'radcliq'")
     if not 0 <= opts.call_timeout_s < math.inf:
-        raise ValueError(f"report_call_timeout_s={opts.call_timeout_s!r} must be a finite number of seconds >= 0 (0 = no limit)")
+        raise ValueError(f"report_call_timeout_s={opts.call_timeout_s!r} must be a finite number of seconds >= 0 "
+                         "(0 = no limit)")
     if opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10:
         raise ValueError(
             "report length options out of range: min_chars >= 0, max_model_chars >= 1, 0 <= min_length_ratio <= 10 "

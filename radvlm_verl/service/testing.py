@@ -2,8 +2,8 @@
 
 ``toy_overlap`` scores a pair by the Jaccard overlap of its lower-cased word sets; it can sleep per
 batch (a stand-in for a forward pass), load slowly, fail or die at construction (missing-weights and
-out-of-memory stand-ins) or fail on texts that contain a marker (a crashing-model stand-in). Per-text word sets go through a
-:class:`~radvlm_verl.scorers.batching.TextCache`, so cache hit rates are meaningful.
+out-of-memory stand-ins) or fail on texts that contain a marker (a crashing-model stand-in). Per-text
+word sets go through a :class:`~radvlm_verl.scorers.batching.TextCache`, so cache hit rates are meaningful.
 
 It lives in the package (not in tests/) because replicas import the scorer's module by name.
 
