@@ -57,6 +57,40 @@ def test_radcliq_is_minus_radcliq_v1_of_its_features(kw):
     assert compute_score("cxr_report/demo", REF, REF, {"task": "report"}, **kw)["radcliq"] == exact["radcliq"]
 
 
+# Strings a policy can emit that tokenizers and parsers choke on (lone surrogates made every
+# model-based reward raise).
+HOSTILE = ["\ud800 small effusion", "small effusion \udfff\ud800", "\x00" * 8, " \n\t " * 4, "\U0001f642" * 8,
+           "[CLS] [SEP] [PAD] [MASK]", "\u200b" * 20, "a\u0301" * 10, "{" * 40 + "}" * 40, "\ufeffno effusion",
+           "\u0644\u0627 \u064a\u0648\u062c\u062f", "\\u2122\\n\\f" * 5]
+
+
+def test_model_rewards_never_raise_and_stay_in_range_on_any_string(kw):
+    for reward in MODEL_REWARDS:
+        spec = REPORT_REWARDS[reward]
+        for text in HOSTILE:
+            out = score(text, reward, kw)
+            assert spec.low <= out["score"] <= spec.high, (reward, text)
+            assert all(math.isfinite(v) for k, v in out.items() if k not in spec.extra_keys), (reward, text)
+
+
+def test_rounding_past_the_documented_range_is_clamped_and_a_real_excess_raises():
+    from radvlm_verl.rewards.report import ReportReward
+
+    def stub(value):
+        return lambda hyps, refs, options: [{"stub_range": value} for _ in hyps]
+
+    try:
+        REPORT_REWARDS["stub_range"] = ReportReward("stub_range", stub(1.0000002), 0.0, 1.0, model_based=True)
+        assert score(REF, "stub_range", {})["score"] == 1.0
+        REPORT_REWARDS["stub_range"] = ReportReward("stub_range", stub(-1e-9), 0.0, 1.0, model_based=True)
+        assert score(REF, "stub_range", {})["score"] == 0.0
+        REPORT_REWARDS["stub_range"] = ReportReward("stub_range", stub(1.01), 0.0, 1.0, model_based=True)
+        with pytest.raises(ValueError, match=r"'stub_range' produced 1.01, outside its documented range \[0, 1\]"):
+            score(REF, "stub_range", {})
+    finally:
+        REPORT_REWARDS.pop("stub_range", None)
+
+
 def test_floors_thinking_and_length_guard(kw):
     info = {"task": "report", "thinking": True}
     missing = score(REF, "radcliq", kw, info=info)

@@ -52,21 +52,79 @@ def test_max_batch_and_large_requests():
     assert batcher.submit([]) == []
 
 
-def test_errors_reach_every_caller_and_batcher_recovers():
-    calls = {"n": 0}
+def test_a_failing_item_fails_alone_and_a_broken_model_fails_everyone():
+    sizes = []
 
-    def flaky(items):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ScorerError("model crashed")
-        return list(items)
+    def batch_fn(items):
+        sizes.append(len(items))
+        time.sleep(0.01)
+        if 13 in items:
+            raise ScorerError("model crashed on 13")
+        return [x * 10 for x in items]
 
-    batcher = MicroBatcher(flaky, window_s=0.05)
-    _, errors = run_threads(4, lambda i: batcher.submit([i]))
-    assert errors and all(isinstance(e, ScorerError) for e in errors)
-    assert batcher.submit([5]) == [5]
+    batcher = MicroBatcher(batch_fn, window_s=0.05, max_batch=64)
+    results, errors = run_threads(16, lambda i: batcher.submit([i]))
+    assert [str(e) for e in errors] == ["model crashed on 13"]  # only the caller that sent 13
+    assert [r for r in results if r is not None] == [[i * 10] for i in range(16) if i != 13]
+    assert max(sizes) > 1  # the neighbours really shared 13's batch before it was split
+    outcomes = batcher.submit_each([12, 13, 14])
+    assert outcomes[0] == 120 and isinstance(outcomes[1], ScorerError) and outcomes[2] == 140
+
+    def broken(items):
+        raise ScorerError("no model")
+
+    _, errors = run_threads(4, lambda i: MicroBatcher(broken, window_s=0.05).submit([i]))
+    assert len(errors) == 4 and all(isinstance(e, ScorerError) for e in errors)
+    batcher = MicroBatcher(broken, window_s=0.0)
+    with pytest.raises(ScorerError, match="no model"):
+        batcher.submit([1, 2, 3, 4])
+    assert batcher.calls == 7  # bisected down to every item: 4 + 2 + 1 calls
+
+    def out_of_time(items):
+        raise TimeoutError("inner scorer: no result within 300 s")
+
+    batcher = MicroBatcher(out_of_time, window_s=0.0)
+    assert all(isinstance(o, TimeoutError) for o in batcher.submit_each([1, 2, 3, 4]))
+    assert batcher.calls == 1  # a timeout is not bisected: that would wait 300 s per half again
     with pytest.raises(ValueError):
         MicroBatcher(list, window_s=-1)
+
+
+def test_a_scorer_names_the_pair_it_cannot_score_and_scores_the_others():
+    from radvlm_verl.service.testing import ToyOverlapScorer
+
+    scorer = ToyOverlapScorer(fail_marker="explode", batch_window_s=0.05)
+    hyps = [f"small effusion {i}" for i in range(8)]
+    hyps[5] = "this will explode " + "x" * 300
+    results, errors = run_threads(8, lambda i: scorer.score_pairs([hyps[i]], ["small effusion"]))
+    assert len(errors) == 1 and isinstance(errors[0], ScorerError)
+    assert "toy_overlap could not score pair 0 of 1 (hypothesis of 318 chars 'this will explode" in str(errors[0])
+    assert "failure marker" in str(errors[0])
+    assert [r[0]["toy_overlap"] for i, r in enumerate(results) if i != 5] == [2 / 3] * 7
+    assert max(scorer.batch_sizes) > 1
+
+
+def test_a_call_past_its_time_limit_is_a_clear_error_and_later_calls_still_work():
+    from radvlm_verl.scorers.base import ScorerTimeoutError
+    from radvlm_verl.service.testing import ToyOverlapScorer
+
+    scorer = ToyOverlapScorer(delay_s=1.0, batch_window_s=0.0, call_timeout_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(ScorerTimeoutError, match=r"toy_overlap: scoring 1 pair\(s\) \(longest text 2000 chars\) took "
+                       r"more than call_timeout_s=0.2 s.*report_call_timeout_s"):
+        scorer.score_pairs(["a" * 2000], ["b"])
+    assert time.monotonic() - started < 0.9  # the caller did not wait for the 1 s forward pass
+    queued = MicroBatcher(lambda items: time.sleep(0.5) or list(items), window_s=0.0)
+    first = threading.Thread(target=queued.submit, args=([1],))
+    first.start()
+    time.sleep(0.1)
+    with pytest.raises(TimeoutError, match="still queued"):
+        queued.submit([2], timeout_s=0.1)
+    first.join()
+    assert queued.calls == 1  # the withdrawn request never ran
+    scorer.delay_s = 0.0
+    time.sleep(max(0.0, started + 1.1 - time.monotonic()))  # the abandoned 1 s batch has finished
+    assert scorer.score_pairs(["a b"], ["b"]) == [{"toy_overlap": 0.5}]
 
 
 def test_text_cache_computes_unique_missing_once():
@@ -79,6 +137,11 @@ def test_text_cache_computes_unique_missing_once():
     assert len(cache) == 3
     cache.get_many(["b"], compute)
     assert seen[-1] == "b"
+    # a key that fails does not cost the others: they are cached before its error is raised
+    partly = lambda keys: seen.extend(keys) or [ScorerError(k) if k == "bad" else k.upper() for k in keys]  # noqa: E731
+    with pytest.raises(ScorerError, match="bad"):
+        cache.get_many(["x", "bad"], partly)
+    assert cache.get_many(["x"], partly) == ["X"] and seen.count("x") == 1
 
 
 def test_batched_pair_scorer_deduplicates_pairs():

@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -177,6 +178,36 @@ def test_radgraph_standin_compat_and_guards(weights):
     assert all(0.0 <= v <= 1.0 for d in out for v in d.values())
     with pytest.raises(ScorerError, match="lacks"):
         RadGraphScorer(model_type="radgraph", weights_dir=weights)
+
+
+def _synthetic_prediction(n_tokens, n_entities, n_relations, seed=0):
+    """A radgraph prediction in the model's output layout, with duplicate spans and dangling targets."""
+    rng = np.random.default_rng(seed)
+    spans = np.sort(rng.integers(0, n_tokens, (n_entities, 2)), axis=1).tolist()
+    ner = [[a, b, f"L{i % 3}", 0.5, 0.5] for i, (a, b) in enumerate(spans)]
+    ner.append(list(ner[0]))  # a duplicated span: relations go to the first entity with it
+    heads, tails = rng.integers(0, n_entities, (2, n_relations)).tolist()
+    dangling = (rng.random(n_relations) < 0.1).tolist()  # a target span that is no entity: dropped
+    relations = [[*spans[h], *([n_tokens + 5, n_tokens + 6] if d else spans[t]), f"R{h % 3}", 0.5, 0.5]
+                 for h, t, d in zip(heads, tails, dangling)]
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    return {"doc_key": "0", "sentences": [tokens], "predicted_ner": [ner], "predicted_relations": [relations]}
+
+
+def test_radgraph_postprocessing_equals_radgraphs_own_in_linear_time():
+    from radgraph.utils import get_entity
+
+    from radvlm_verl.scorers.radgraph import document_entities
+
+    for seed in range(3):
+        small = _synthetic_prediction(40, 30, 60, seed)
+        expected = get_entity(small["predicted_ner"][0], small["predicted_relations"][0], small["sentences"][0])
+        assert document_entities(small) == expected
+    # what random weights produced for a 1,700-char input: radgraph's own took 5 minutes on it
+    large = _synthetic_prediction(250, 5500, 115_000)
+    started = time.monotonic()
+    entities = document_entities(large)
+    assert time.monotonic() - started < 5 and len(entities) == 5501
 
 
 def test_get_scorer_shares_instances(weights):

@@ -33,7 +33,7 @@ def test_defaults_and_disabled_forms():
     assert (cfg.namespace, cfg.replicas, cfg.num_gpus, cfg.num_cpus, cfg.max_batch_size, cfg.max_wait_ms) == (
         "radvlm_verl", 1, 0.0, 1.0, 64, 10.0)
     assert (cfg.call_timeout_s, cfg.max_retries, cfg.ready_timeout_s, cfg.max_restarts, cfg.fallback_score) == (
-        60.0, 2, 120.0, 3, None)
+        60.0, 2, 600.0, 3, None)  # 600 s: a real model load on a busy machine (tiny ones took 167 s)
     for off in (None, {}, {"enabled": False, "replicas": 4}, '{"enabled": "false"}', ServiceConfig()):
         assert parse_service_config(off) is None
     full = parse_service_config('{"enabled": "true", "replicas": 2, "num_gpus": 0.5, "resources": {"reward_node": 1},'
@@ -198,3 +198,24 @@ def test_replica_reports_scorer_errors_and_unknown_scorers():
     started = time.monotonic()
     assert replica.score([], []) == {"scores": [], "figures": {}}
     assert time.monotonic() - started < 1
+
+
+def test_replica_errors_keep_the_replicas_own_exception_without_rays_traceback():
+    from radvlm_verl.service.client import describe_error
+
+    class RemoteTaskError(Exception):  # Ray's task errors carry the replica's exception as ``cause``
+        cause = ValueError("bad text\nof 12 chars")
+
+    assert describe_error(RemoteTaskError("traceback...")) == "ValueError: bad text of 12 chars"
+    creation = Exception(
+        "The actor died because of an error raised in its creation task, ray::ScorerReplica.__init__() (pid=7)\n"
+        '  File "chexbert.py", line 9, in __init__\n    raise MissingWeightsError(message)\n'
+        "radvlm_verl.scorers.weights.MissingWeightsError: chexbert (chexbert.pth) is missing.\n"
+        "Get it with: hf download StanfordAIMI/RRG_scorers chexbert.pth"
+    )
+    assert describe_error(creation) == ("radvlm_verl.scorers.weights.MissingWeightsError: chexbert (chexbert.pth) is "
+                                        "missing. Get it with: hf download StanfordAIMI/RRG_scorers chexbert.pth")
+    died = RuntimeError("The actor died unexpectedly before finishing this task.\n\tclass_name: ScorerReplica\n"
+                        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR")
+    assert describe_error(died) == ("RuntimeError: The actor died unexpectedly before finishing this task. The actor "
+                                    "is dead because its worker process has died. Worker exit type: SYSTEM_ERROR")

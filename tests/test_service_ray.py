@@ -193,13 +193,19 @@ def test_toy_batches_across_requests_and_matches_direct(toy_reward):
     assert all(r["svc_toy_overlap_latency_ms"] >= r["svc_toy_overlap_forward_ms"] for r in remote)
 
 
-def test_killing_a_replica_mid_run_loses_nothing(ray_cluster, fresh, caplog):
+def test_the_default_single_replica_survives_a_crash_mid_step(ray_cluster, fresh, caplog):
+    """Default replicas (1), max_restarts (3) and max_retries (2): requests in flight when the replica
+    dies, and those sent while Ray restarts it, wait for it and are all scored, with the same scores.
+
+    The replica takes 5 s to load (the restart too), as a real model does: before, every request
+    caught by the kill failed within seconds after its retries."""
     import ray
 
     caplog.set_level(logging.WARNING, logger="radvlm_verl.service")
 
-    service = ServiceConfig(**_service(replicas=2, max_batch_size=4, max_wait_ms=5, max_retries=3))
-    scorer = remote_scorer("toy_overlap", {"delay_s": 0.05}, service)
+    service = ServiceConfig(**_service(max_batch_size=4, max_wait_ms=5))
+    assert (service.replicas, service.max_restarts, service.max_retries) == (1, 3, 2)
+    scorer = remote_scorer("toy_overlap", {"delay_s": 0.05, "init_delay_s": 5.0}, service)
     scorer.connect()
     pairs = PAIRS * 4
     killed = threading.Event()
@@ -215,10 +221,14 @@ def test_killing_a_replica_mid_run_loses_nothing(ray_cluster, fresh, caplog):
     assert killed.is_set()
     direct = ToyOverlapScorer().score_pairs([h for h, _ in pairs], [r for _, r in pairs])
     assert results == [d["toy_overlap"] for d in direct]
-    assert "failed attempt" in caplog.text  # requests caught by the kill really were retried
-    # the killed replica came back (Ray restart) and serves again
+    assert "restarting" in caplog.text  # requests caught by the kill really waited for the restart
     handle = ray.get_actor(f"{scorer.deployment}-0", namespace="rv_test")
     assert ray.get(handle.ready.remote(), timeout=30)["restarted"] is True
+
+    # a worker that connects for the first time while the replica restarts waits for it too
+    ray.kill(handle, no_restart=False)
+    newcomer = RemoteScorer("toy_overlap", {"delay_s": 0.05, "init_delay_s": 5.0}, service)
+    assert newcomer.score_pairs([pairs[0][0]], [pairs[0][1]]) == [direct[0]]
 
 
 def test_all_replicas_gone_is_a_clear_error_within_the_timeout(toy_reward):
@@ -275,16 +285,48 @@ def test_fallback_only_when_configured_and_key_set_is_stable(toy_reward):
         "toy_overlap"]
 
 
-def test_readiness_failures_are_reported_before_any_scoring(toy_reward):
+def test_a_bad_text_fails_alone_not_its_batch_neighbours(toy_reward):
+    name = toy_reward("toy_d", fail_marker="explode", delay_s=0.05)
+    service = _service(fallback_score=0.0, max_retries=0, max_batch_size=64, max_wait_ms=200)
+    pairs = [("this will explode now", REFERENCES[0]) if i == 5 else pair for i, pair in enumerate(PAIRS[:16])]
+    before = fallback_counts().get(name, 0)
+    out = _concurrently(lambda p: compute_score("cxr_report/t", p[0], p[1], {"task": "report"}, report_reward=name,
+                                                scorer_service=service), pairs, threads=16)
+    assert [o[f"{name}_fallback"] for o in out] == [1.0 if i == 5 else 0.0 for i in range(16)]
+    expected = ToyOverlapScorer().score_pairs([h for h, _ in PAIRS[:16]], [r for _, r in PAIRS[:16]])
+    assert [o["score"] for i, o in enumerate(out) if i != 5] == [e["toy_overlap"] for i, e in enumerate(expected)
+                                                                 if i != 5]
+    assert max(o["svc_toy_overlap_batch_size"] for o in out) > 1  # the neighbours did share batches
+    assert fallback_counts()[name] == before + 1
+
+
+def test_readiness_failures_are_reported_before_any_scoring(toy_reward, tmp_path):
     broken = toy_reward("toy_broken", fail_init=True)
     started = time.monotonic()
-    with pytest.raises(ServiceNotReadyError, match="fail_init"):
-        ensure_ready({"report_reward": broken, "scorer_service": _service(max_restarts=0, fallback_score=0.0)})
+    with pytest.raises(ServiceNotReadyError, match="fail_init"):  # default max_restarts: still at once
+        ensure_ready({"report_reward": broken, "scorer_service": _service(fallback_score=0.0)})
     assert time.monotonic() - started < 30
+
+    # the replica's own exception: which file is missing and how to get it
+    with pytest.raises(ServiceNotReadyError, match=r"MissingWeightsError: chexbert \(chexbert.pth.*Get it with: hf "
+                                                   r"download StanfordAIMI/RRG_scorers chexbert.pth"):
+        ensure_ready({"report_reward": "chexbert", "report_weights_dir": str(tmp_path), "scorer_service": _service()})
+
+    # a replica whose process dies while loading (as an out-of-memory kill does) says so at the timeout
+    crashing = toy_reward("toy_crashing", init_delay_s=2.0, exit_init=True)
+    with pytest.raises(ServiceNotReadyError, match=r"replica 0 crashed [1-3] time\(s\) while starting.*"
+                                                   r"ready_timeout_s=6 s"):
+        ensure_ready({"report_reward": crashing, "scorer_service": _service(ready_timeout_s=6)})
+
+    slow = toy_reward("toy_slow_load", init_delay_s=60.0)
+    with pytest.raises(ServiceNotReadyError, match=r"replica 0 was still loading its model .*ready_timeout_s=2 s.*"
+                                                   r"raise scorer_service.ready_timeout_s"):
+        ensure_ready({"report_reward": slow, "scorer_service": _service(ready_timeout_s=2)})
 
     unplaceable = toy_reward("toy_unplaceable")
     started = time.monotonic()
-    with pytest.raises(ServiceNotReadyError, match=r"not ready after 2 s.*'resources': \{'reward_node': 1.0\}"):
+    with pytest.raises(ServiceNotReadyError, match=r"replica 0 was never scheduled.*ready_timeout_s=2 s.*"
+                                                   r"'resources': \{'reward_node': 1.0\}"):
         ensure_ready({"report_reward": unplaceable,
                       "scorer_service": _service(resources={"reward_node": 1}, ready_timeout_s=2)})
     assert time.monotonic() - started < 10

@@ -58,6 +58,9 @@ from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
 from radvlm_verl.rewards.thinking import as_bool, extract_answer
 from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
 
+# An in-process scoring call that takes longer than this is a hung model or a pathological text.
+DEFAULT_CALL_TIMEOUT_S = 300.0
+
 # score_batch(hyps, refs, options) -> one {reward name: value, extra key: value} dict per pair.
 BatchFn = Callable[[list[str], list[str], "ReportOptions"], list[dict[str, float]]]
 
@@ -110,6 +113,8 @@ class ReportOptions:
     device: str | None = None
     batch_window_s: float = 0.005
     max_batch: int = 64
+    # Limit of one in-process scoring call (queueing included), 0 = none; the service has its own.
+    call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     # The ``scorer_service`` reward kwarg (a ServiceConfig), not a ``report_`` option; None = in process.
     service: Any = None
 
@@ -118,7 +123,7 @@ class ReportOptions:
         if name not in SCORER_FACTORIES:
             importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory
         common = {"weights_dir": self.weights_dir, "device": self.device}
-        common.update(batch_window_s=self.batch_window_s, max_batch=self.max_batch)
+        common.update(batch_window_s=self.batch_window_s, max_batch=self.max_batch, call_timeout_s=self.call_timeout_s)
         if self.service is not None:
             importlib.import_module("radvlm_verl.service")  # installs the resolver that reads scorer_service
             common["scorer_service"] = self.service
@@ -146,7 +151,7 @@ class ReportOptions:
 
 _OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions)) - {"service"}
 _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
-                 "batch_window_s": float, "bertscore_num_layers": int}
+                 "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float}
 
 
 def _lexical(name: str, fn: Callable[[str, str], float]) -> BatchFn:
@@ -220,6 +225,8 @@ REPORT_REWARDS: dict[str, ReportReward] = {
 RADCLIQ_RADGRAPH_MODELS = ("radgraph-xl", "radgraph")
 
 DEFAULT_REPORT_REWARD = "radcliq"
+# How far float rounding may carry a reward past its documented range before that is an error.
+RANGE_TOLERANCE = 1e-4
 DEFAULT_MIN_CHARS = 6  # the reference floors answers and references of <= 5 characters
 
 
@@ -274,6 +281,9 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
         )
     if opts.bertscore_config not in ("eval", "radcliq"):
         raise ValueError(f"report_bertscore_config={opts.bertscore_config!r}; expected 'eval' or 'radcliq'")
+    if not 0 <= opts.call_timeout_s < math.inf:
+        raise ValueError(f"report_call_timeout_s={opts.call_timeout_s!r} must be a finite number of seconds >= 0 "
+                         "(0 = no limit)")
     if opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10:
         raise ValueError(
             "report length options out of range: min_chars >= 0, max_model_chars >= 1, 0 <= min_length_ratio <= 10 "
@@ -302,6 +312,18 @@ def report_keys(chosen: Mapping[str, float], service: Any = None) -> list[str]:
 
         keys.extend(service_result_keys([REPORT_REWARDS[name] for name in chosen], service))
     return keys
+
+
+def within_range(reward: ReportReward, value: float) -> float:
+    """``value`` clamped into ``[reward.low, reward.high]`` when float rounding put it just outside.
+
+    A BERTScore or cosine of identical texts can come out as 1.0000002; beyond
+    :data:`RANGE_TOLERANCE` a value outside the documented range is a bug and raises ``ValueError``.
+    """
+    if reward.low - RANGE_TOLERANCE <= value <= reward.high + RANGE_TOLERANCE:
+        return min(max(value, reward.low), reward.high)
+    raise ValueError(f"report reward {reward.name!r} produced {value!r}, outside its documented range "
+                     f"[{reward.low:g}, {reward.high:g}]")
 
 
 def score_report_batch(
@@ -334,6 +356,7 @@ def score_report_batch(
                 if not math.isfinite(value):
                     raise ValueError(f"report reward {name!r} produced a non-finite {key}={value}")
                 result[key] = value
+            result[name] = within_range(reward, result[name])
     return results
 
 

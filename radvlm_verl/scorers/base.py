@@ -20,6 +20,28 @@ class ScorerError(RuntimeError):
     """A scorer could not produce scores (missing weights, crashed model, unreachable service)."""
 
 
+class ScorerTimeoutError(ScorerError, TimeoutError):
+    """A scoring call got no result within its time limit."""
+
+
+def scorable_text(text: object) -> str:
+    """``text`` as a string every tokenizer can encode: code points UTF-8 cannot carry become U+FFFD.
+
+    Lone UTF-16 surrogates (``"\\ud800"``, e.g. from a JSON ``\\u`` escape cut in half) make
+    Rust tokenizers raise; anything else is returned unchanged.
+
+    Example:
+        >>> scorable_text("effusion \\ud800")
+        'effusion \\ufffd'
+    """
+    text = text if isinstance(text, str) else str(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogates are the only code points UTF-8 refuses
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
 @runtime_checkable
 class PairScorer(Protocol):
     """Batched scorer of report pairs.

@@ -14,38 +14,53 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
+from radvlm_verl.scorers.base import ScorerError, ScorerTimeoutError, scorable_text
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class _Request:
-    __slots__ = ("items", "results", "error", "done")
+    __slots__ = ("items", "outcomes", "error", "done", "started")
 
     def __init__(self, items: list) -> None:
         self.items = items
-        self.results: list | None = None
-        self.error: BaseException | None = None
+        self.outcomes: list | None = None  # one result or exception per item
+        self.error: BaseException | None = None  # a failure that is not an item's own (interrupt)
         self.done = False
+        self.started: float | None = None  # when its batch began to run
+
+
+def first_failure(outcomes: list) -> BaseException | None:
+    """The first exception in a list of per-item outcomes (None when every item has a result)."""
+    return next((o for o in outcomes if isinstance(o, BaseException)), None)
 
 
 class MicroBatcher(Generic[T, R]):
     """Thread-safe gatherer: concurrent :meth:`submit` calls share one ``batch_fn`` call.
 
-    The first caller to find the batcher idle becomes the *leader*: it waits up to ``window_s``
-    (or until ``max_batch`` items are pending), runs ``batch_fn`` on every pending request's items
-    (whole requests, at least one), hands each caller its slice, and leaves. ``batch_fn`` therefore
-    never runs twice at the same time, which also makes non-thread-safe models safe to share.
-    An exception from ``batch_fn`` is re-raised in every caller of that batch.
+    A worker thread (started when requests wait, gone when none do) waits up to ``window_s`` (or
+    until ``max_batch`` items are pending), runs ``batch_fn`` on every pending request's items
+    (whole requests, at least one) and hands each caller its slice. ``batch_fn`` therefore never
+    runs twice at the same time, which also makes non-thread-safe models safe to share, and a caller
+    can stop waiting (``timeout_s``) even while the model is busy.
+
+    One failing item never fails its neighbours: when ``batch_fn`` raises on several items, the
+    batch is split in halves and each half run again, down to the items that fail alone, which get
+    the exception; the others get their results. A ``TimeoutError`` is not split: every item of the
+    batch gets it. ``batch_fn`` may also return an exception in place of an item's result (a nested
+    batcher that already isolated it).
 
     Args:
         batch_fn: ``items -> results``, one result per item, same order.
-        window_s: how long a leader waits for more requests (0 = take only what is already queued).
+        window_s: how long the worker waits for more requests (0 = take only what is already queued).
         max_batch: stop waiting once this many items are pending; a single request larger than
             this still runs whole.
     """
@@ -61,36 +76,63 @@ class MicroBatcher(Generic[T, R]):
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._pending_items = 0
-        self._leader_active = False
+        self._worker_pid: int | None = None  # pid of the process whose worker thread is running
         self.calls = 0  # number of batch_fn calls (for tests and benchmarks)
 
-    def submit(self, items: Iterable[T]) -> list[R]:
-        """Score ``items`` (possibly together with other threads' items); returns their results."""
+    def submit(self, items: Iterable[T], timeout_s: float | None = None) -> list[R]:
+        """Results of ``items`` (possibly computed with other threads' items); raise an item's error.
+
+        Raises the first failing item's exception, or ``TimeoutError`` when no result came within
+        ``timeout_s`` (the batch may still be running: its results are then dropped).
+        """
+        outcomes = self.submit_each(items, timeout_s)
+        failure = first_failure(outcomes)
+        if failure is not None:
+            raise failure
+        return outcomes
+
+    def submit_each(self, items: Iterable[T], timeout_s: float | None = None) -> list[R | BaseException]:
+        """Like :meth:`submit`, but a failing item gives its exception in place of a result."""
         request = _Request(list(items))
         if not request.items:
             return []
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             self._pending.append(request)
             self._pending_items += len(request.items)
+            if self._worker_pid != os.getpid():  # no worker in this process (first use, idle, or a fork)
+                self._worker_pid = os.getpid()
+                threading.Thread(target=self._serve, name="micro-batcher", daemon=True).start()
             self._cond.notify_all()
             while not request.done:
-                if self._leader_active:
-                    self._cond.wait()
-                    continue
-                self._leader_active = True
-                try:
-                    batch = self._collect_locked()
-                    self._cond.release()
-                    try:
-                        self._run(batch)
-                    finally:
-                        self._cond.acquire()
-                finally:
-                    self._leader_active = False
-                    self._cond.notify_all()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(self._timeout_message(request, timeout_s))
+                self._cond.wait(remaining)
         if request.error is not None:
             raise request.error
-        return request.results  # type: ignore[return-value]
+        return request.outcomes  # type: ignore[return-value]
+
+    def _timeout_message(self, request: _Request, timeout_s: float | None) -> str:
+        # called with the lock held: a request still queued is withdrawn, so it never runs
+        if request.started is None:
+            self._pending.remove(request)
+            self._pending_items -= len(request.items)
+            return f"{len(request.items)} item(s) still queued behind a running batch after {timeout_s:g} s"
+        return (f"{len(request.items)} item(s) not done after {timeout_s:g} s; their batch has been running "
+                f"for {time.monotonic() - request.started:.1f} s (its results will be dropped)")
+
+    def _serve(self) -> None:
+        with self._cond:
+            while self._pending:
+                batch = self._collect_locked()
+                self._cond.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._cond.acquire()
+                    self._cond.notify_all()
+            self._worker_pid = None
 
     def _collect_locked(self) -> list[_Request]:
         deadline = time.monotonic() + self.window_s
@@ -99,29 +141,41 @@ class MicroBatcher(Generic[T, R]):
             if remaining <= 0:
                 break
             self._cond.wait(remaining)
-        batch, size = [], 0
+        batch, size, now = [], 0, time.monotonic()
         while self._pending and (not batch or size + len(self._pending[0].items) <= self.max_batch):
             request = self._pending.pop(0)
+            request.started = now
             batch.append(request)
             size += len(request.items)
         self._pending_items -= size
         return batch
 
+    def _outcomes(self, items: list) -> list:
+        try:
+            self.calls += 1
+            results = list(self.batch_fn(items))
+            if len(results) != len(items):
+                raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+            return results
+        except TimeoutError as error:  # a time limit is not one text's fault: splitting would only wait longer
+            return [error] * len(items)
+        except Exception as error:
+            if len(items) == 1:
+                return [error]
+            middle = len(items) // 2  # bisect: only the items that fail alone get the error
+            return self._outcomes(items[:middle]) + self._outcomes(items[middle:])
+
     def _run(self, batch: list[_Request]) -> None:
         flat = [item for request in batch for item in request.items]
         try:
-            results = list(self.batch_fn(flat))
-            if len(results) != len(flat):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(flat)} items")
-        except BaseException as error:  # every waiting caller sees the failure
+            outcomes = self._outcomes(flat)
+        except BaseException as error:  # an interrupt, not an item's failure: every caller sees it
             for request in batch:
                 request.error, request.done = error, True
             return
-        finally:
-            self.calls += 1
         start = 0
         for request in batch:
-            request.results = results[start : start + len(request.items)]
+            request.outcomes = outcomes[start : start + len(request.items)]
             request.done = True
             start += len(request.items)
 
@@ -145,7 +199,11 @@ class TextCache(Generic[R]):
         self.misses = 0
 
     def get_many(self, keys: list[Hashable], compute: Callable[[list[Any]], list[R]]) -> list[R]:
-        """Values for ``keys``; ``compute`` is called once on the unique keys not cached."""
+        """Values for ``keys``; ``compute`` is called once on the unique keys not cached.
+
+        ``compute`` may return an exception in place of a key's value: the other values are cached
+        (a re-run without the failing key finds them), then the first such exception is raised.
+        """
         found: dict[Hashable, R] = {}
         with self._lock:
             for key in keys:
@@ -162,10 +220,14 @@ class TextCache(Generic[R]):
             found.update(zip(missing, values, strict=True))
             with self._lock:
                 for key, value in zip(missing, values, strict=True):
-                    self._data[key] = value
-                    self._data.move_to_end(key)
+                    if not isinstance(value, BaseException):
+                        self._data[key] = value
+                        self._data.move_to_end(key)
                 while len(self._data) > self.maxsize:
                     self._data.popitem(last=False)
+            failure = first_failure(values)
+            if failure is not None:
+                raise failure
         return [found[k] for k in keys]
 
     def __len__(self) -> int:
@@ -176,22 +238,65 @@ class BatchedPairScorer:
     """Base class of the in-process scorers: micro-batched :meth:`score_pairs` over ``_score_batch``.
 
     Subclasses set ``name`` and ``keys`` and implement ``_score_batch(hyps, refs)`` for one
-    deduplicated batch (each (hyp, ref) pair appears once).
+    deduplicated batch (each (hyp, ref) pair appears once). Texts are made encodable first
+    (:func:`~radvlm_verl.scorers.base.scorable_text`); a pair that fails fails alone (see
+    :class:`MicroBatcher`); a call that gets no result within ``call_timeout_s`` raises
+    :class:`~radvlm_verl.scorers.base.ScorerTimeoutError`.
+
+    Args:
+        batch_window_s, max_batch: micro-batching (see :class:`MicroBatcher`).
+        call_timeout_s: limit of one :meth:`score_pairs` call, queueing included (None or 0: none).
     """
 
     name: str = ""
     keys: tuple[str, ...] = ()
 
-    def __init__(self, *, batch_window_s: float = 0.005, max_batch: int = 64):
+    def __init__(self, *, batch_window_s: float = 0.005, max_batch: int = 64, call_timeout_s: float | None = None):
+        if call_timeout_s is not None and not call_timeout_s >= 0:
+            raise ValueError(f"call_timeout_s must be >= 0 or None, got {call_timeout_s}")
+        self.call_timeout_s = float(call_timeout_s) if call_timeout_s else None
         self._batcher: MicroBatcher[tuple[str, str], dict[str, float]] = MicroBatcher(
             self._score_unique_pairs, window_s=batch_window_s, max_batch=max_batch
         )
 
     def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
-        """One dict with :attr:`keys` per pair; concurrent callers share forward passes."""
+        """One dict with :attr:`keys` per pair; concurrent callers share forward passes.
+
+        Raises :class:`ScorerError` naming the first pair that could not be scored.
+        """
+        outcomes = self.score_each(hyps, refs)
+        failure = first_failure(outcomes)
+        if failure is not None:
+            raise failure
+        return outcomes  # type: ignore[return-value]
+
+    def score_each(self, hyps: list[str], refs: list[str]) -> list[dict[str, float] | ScorerError]:
+        """Like :meth:`score_pairs`, but a pair that cannot be scored gives its :class:`ScorerError`."""
         if len(hyps) != len(refs):
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
-        return self._batcher.submit(list(zip(map(str, hyps), map(str, refs), strict=True)))
+        pairs = [(scorable_text(h), scorable_text(r)) for h, r in zip(hyps, refs, strict=True)]
+        try:
+            outcomes = self._batcher.submit_each(pairs, timeout_s=self.call_timeout_s)
+        except TimeoutError as error:
+            longest = max((len(t) for pair in pairs for t in pair), default=0)
+            raise ScorerTimeoutError(
+                f"{self.name}: scoring {len(pairs)} pair(s) (longest text {longest} chars) took more than "
+                f"call_timeout_s={self.call_timeout_s:g} s: {error}. Raise it with the report_call_timeout_s "
+                "reward kwarg (0 = no limit) if this machine is just slow."
+            ) from error
+        return [
+            self._pair_error(i, pairs, outcome) if isinstance(outcome, BaseException) else outcome
+            for i, outcome in enumerate(outcomes)
+        ]
+
+    def _pair_error(self, index: int, pairs: list[tuple[str, str]], error: BaseException) -> ScorerError:
+        hyp, ref = pairs[index]
+        wrapped = ScorerError(
+            f"{self.name} could not score pair {index} of {len(pairs)} (hypothesis of {len(hyp)} chars "
+            f"{hyp[:80]!r}, reference of {len(ref)} chars {ref[:80]!r}): {type(error).__name__}: {error}"
+        )
+        wrapped.__cause__ = error
+        return wrapped
 
     def _score_unique_pairs(self, pairs: list[tuple[str, str]]) -> list[dict[str, float]]:
         unique = list(dict.fromkeys(pairs))
@@ -201,3 +306,4 @@ class BatchedPairScorer:
 
     def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
         raise NotImplementedError
+

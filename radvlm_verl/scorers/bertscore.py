@@ -82,7 +82,8 @@ class BERTScoreScorer(BatchedPairScorer):
         rescale_with_baseline: rescale with ``baseline`` (default: the preset model's packaged file).
         baseline: path of a baseline ``.tsv``.
         weights_dir, device, batch_size: as for the other scorers.
-        cache_size, batch_window_s, max_batch: caching and micro-batching.
+        cache_size, batch_window_s, max_batch, call_timeout_s: caching, micro-batching and the time
+            limit of one call (see :class:`~radvlm_verl.scorers.batching.BatchedPairScorer`).
     """
 
     name = "bertscore"
@@ -101,8 +102,9 @@ class BERTScoreScorer(BatchedPairScorer):
         cache_size: int = 8192,
         batch_window_s: float = 0.005,
         max_batch: int = 64,
+        call_timeout_s: float | None = None,
     ):
-        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
+        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch, call_timeout_s=call_timeout_s)
         if config not in BERTSCORE_PRESETS:
             raise ValueError(f"unknown BERTScore config {config!r}; expected one of {sorted(BERTSCORE_PRESETS)}")
         preset = BERTSCORE_PRESETS[config]

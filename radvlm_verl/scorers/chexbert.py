@@ -90,7 +90,8 @@ class CheXbertScorer(BatchedPairScorer):
         device: torch device; default :func:`~radvlm_verl.scorers.base.default_device`.
         batch_size: reports per forward pass.
         zero_division: ``chexbert_label_f1`` when neither side has a positive label.
-        cache_size, batch_window_s, max_batch: caching and micro-batching.
+        cache_size, batch_window_s, max_batch, call_timeout_s: caching, micro-batching and the time
+            limit of one call (see :class:`~radvlm_verl.scorers.batching.BatchedPairScorer`).
     """
 
     name = "chexbert"
@@ -107,13 +108,15 @@ class CheXbertScorer(BatchedPairScorer):
         cache_size: int = 4096,
         batch_window_s: float = 0.005,
         max_batch: int = 64,
+        call_timeout_s: float | None = None,
     ):
-        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
+        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch, call_timeout_s=call_timeout_s)
+        # missing weights fail before the slow torch/transformers imports
+        checkpoint_path = resolve_weight("chexbert", path=checkpoint, weights_dir=weights_dir)
+        encoder_dir = resolve_weight("bert-base-uncased", path=encoder, weights_dir=weights_dir)
         import torch
         from transformers import AutoTokenizer, BertConfig
 
-        checkpoint_path = resolve_weight("chexbert", path=checkpoint, weights_dir=weights_dir)
-        encoder_dir = resolve_weight("bert-base-uncased", path=encoder, weights_dir=weights_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
         model = build_chexbert_module(BertConfig.from_pretrained(str(encoder_dir)))
         state = load_chexbert_state(checkpoint_path)

@@ -3,7 +3,8 @@
 Each replica is a *threaded* Ray actor: concurrent ``score`` calls from all reward workers each
 occupy a thread and join the replica's :class:`~radvlm_verl.scorers.batching.MicroBatcher`, which
 gathers them into one batch (bounded by ``max_batch_size`` pairs and ``max_wait_ms``) and scores it
-with one ``score_pairs`` call of the wrapped in-process scorer. That scorer deduplicates pairs and
+with one ``score_each`` call of the wrapped in-process scorer. A pair that fails fails only the
+request that carried it, never the other requests of its batch. That scorer deduplicates pairs and
 caches per-text model outputs, so a GRPO group's shared reference is encoded once.
 
 The class is plain Python; :mod:`radvlm_verl.service.client` turns it into a Ray actor with the
@@ -80,22 +81,28 @@ class ScorerReplica:
     def _cache_counts(self) -> tuple[int, int]:
         return sum(c.hits for c in self._caches), sum(c.misses for c in self._caches)
 
-    def _run_batch(self, items: list[tuple[str, str, float]]) -> list[tuple[dict[str, float], dict[str, float]]]:
+    def _run_batch(self, items: list[tuple[str, str, float]]) -> list[Any]:
         start = time.monotonic()
         hits0, misses0 = self._cache_counts()
         queue_ms = [(start - arrived) * 1000.0 for _, _, arrived in items]
-        failed = True
+        hyps, refs = [h for h, _, _ in items], [r for _, r, _ in items]
+        outcomes: list[Any] = []
         try:
-            scores = self.scorer.score_pairs([h for h, _, _ in items], [r for _, r, _ in items])
-            failed = False
+            # score_each isolates a failing pair inside the scorer; a scorer without it raises for the
+            # whole batch, and this replica's batcher then bisects to the failing pairs
+            outcomes = getattr(self.scorer, "score_each", self.scorer.score_pairs)(hyps, refs)
         finally:
             forward_ms = (time.monotonic() - start) * 1000.0
             hits, misses = (a - b for a, b in zip(self._cache_counts(), (hits0, misses0), strict=True))
+            failed = len(outcomes) != len(items) or any(isinstance(o, BaseException) for o in outcomes)
             self.stats_.record(batch_size=len(items), queue_ms=queue_ms, forward_ms=forward_ms,
                                cache_hits=hits, cache_misses=misses, failed=failed)
             self.stats_.log_if_due(self.log_every_s)
         figures = {"batch_size": float(len(items)), "forward_ms": forward_ms, "cache_hit_rate": hit_rate(hits, misses)}
-        return [(dict(score), {**figures, "queue_ms": wait}) for score, wait in zip(scores, queue_ms, strict=True)]
+        return [
+            score if isinstance(score, BaseException) else (dict(score), {**figures, "queue_ms": wait})
+            for score, wait in zip(outcomes, queue_ms, strict=True)
+        ]
 
     def score(self, hyps: list[str], refs: list[str]) -> dict[str, Any]:
         """Score pairs together with concurrent callers.

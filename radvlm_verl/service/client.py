@@ -21,6 +21,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -55,11 +56,27 @@ class ServiceUnavailableError(ServiceError):
     """Every attempt of a scoring call failed (timeouts, dead or restarting replicas, scorer errors)."""
 
 
-def _first_line(error: BaseException, limit: int = 300) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    # Ray puts the remote exception last (after the traceback); keep its message and the kind.
-    text = lines[-1] if lines else ""
-    return f"{type(error).__name__}: {text[:limit]}"
+# The line of a remote traceback that names the exception: "FileNotFoundError: ..." (not indented).
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b[^:]*:")
+
+
+def describe_error(error: BaseException, limit: int = 600) -> str:
+    """``Kind: message`` of an error a replica raised, without Ray's traceback around it.
+
+    A task error carries the replica's own exception (``cause``); a replica whose constructor failed
+    gives its traceback as text, whose last exception line (and the message lines after it) is kept;
+    otherwise (a worker process that died) the unindented lines of Ray's message, which say why.
+    """
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {' '.join(str(cause).split())[:limit]}"
+    lines = [line.rstrip() for line in str(error).splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if starts:
+        text = " ".join(line.strip() for line in lines[starts[-1]:])
+    else:
+        text = f"{type(error).__name__}: " + " ".join(line.strip() for line in lines if not line[:1].isspace())
+    return text[:limit]
 
 
 def _require_ray():
@@ -72,6 +89,24 @@ def _require_ray():
             "scorer_service.enabled=false to score in process"
         )
     return ray
+
+
+def _startup_state(handle: Any) -> str:
+    """What a replica that is not ready yet is doing, from Ray's actor table (for the error message)."""
+    try:
+        from ray._private import state  # private API, read only for this message
+
+        info = state.actors(actor_id=handle._actor_id.hex()) or {}
+    except Exception:  # pragma: no cover - an older or newer Ray
+        return "was not ready (its state is unknown)"
+    restarts, status, pid = int(info.get("NumRestarts") or 0), info.get("State"), info.get("Pid")
+    if restarts:
+        return (f"crashed {restarts} time(s) while starting and was restarted by Ray (state {status}): its "
+                "process died without a Python error, e.g. killed for using too much memory or a crash in the "
+                "model library (see the replica's log), and was still not up")
+    if not pid:
+        return f"was never scheduled (state {status}: no node has the resources it asks for free)"
+    return f"was still loading its model (state {status}, pid {pid})"
 
 
 _ACTOR_CLASS: Any = None
@@ -159,16 +194,28 @@ class RemoteScorer:
             handles = self._create(ray)
             refs = [h.ready.remote() for h in handles]
             _, pending = ray.wait(refs, num_returns=len(refs), timeout=self.service.ready_timeout_s)
-            problems, infos = [], []
+            problems, infos, restarting = [], [], set()
             for i, ref in enumerate(refs):
                 if ref in pending:
-                    problems.append(f"replica {i} not ready after {self.service.ready_timeout_s:g} s "
-                                    "(not scheduled, or still loading its model)")
+                    problems.append(f"replica {i} {_startup_state(handles[i])} after ready_timeout_s="
+                                    f"{self.service.ready_timeout_s:g} s")
                     continue
                 try:
                     infos.append(ray.get(ref))
-                except Exception as error:  # constructor failure: missing weights, bad config, ...
-                    problems.append(f"replica {i} failed to start: {_first_line(error, 600)}")
+                except ray.exceptions.ActorUnavailableError:  # found while Ray restarts it after a crash
+                    restarting.add(i)
+                except Exception as error:  # constructor failure: missing weights, import error, OOM, ...
+                    problems.append(f"replica {i} failed to start: {describe_error(error)}")
+            self._dead.clear()
+            waiting = set(restarting)
+            deadline = started + self.service.ready_timeout_s
+            while waiting and self._await_restart(ray, handles, waiting, deadline, problems):
+                pass
+            for i in sorted(restarting - waiting - self._dead):  # back from their restart
+                try:
+                    infos.append(ray.get(handles[i].ready.remote(), timeout=self.service.call_timeout_s))
+                except Exception as error:
+                    problems.append(f"replica {i} failed after its restart: {describe_error(error)}")
             if problems:
                 for handle, ref in zip(handles, refs, strict=True):
                     if ref in pending:  # never leave an unschedulable actor queued behind us
@@ -179,9 +226,12 @@ class RemoteScorer:
                     available = "unknown"
                 raise ServiceNotReadyError(
                     f"scorer service {self.deployment!r} (scorer {self.name!r}, namespace "
-                    f"{self.service.namespace!r}) is not ready: {'; '.join(problems)}. Each replica asks for "
-                    f"{self._placement()}; the cluster has {available} free. Check the scorer_service "
-                    "resources and the scorer's weights (radvlm-verl doctor)."
+                    f"{self.service.namespace!r}) is not ready: {'; '.join(problems)}. It waited for each "
+                    f"replica to be scheduled and load its model; each replica asks for {self._placement()}; "
+                    f"the cluster has {available} free. Check the scorer_service resources and the scorer's "
+                    "weights (radvlm-verl doctor); if loading is just slow on this machine, raise "
+                    "scorer_service.ready_timeout_s (e.g. +reward.reward_kwargs.scorer_service.ready_timeout_s="
+                    f"{2 * self.service.ready_timeout_s:g})."
                 )
             self.keys = self.keys or tuple(infos[0].get("keys", ()))
             self.replica_info = infos
@@ -193,7 +243,13 @@ class RemoteScorer:
     # --- scoring -----------------------------------------------------------------------------
 
     def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
-        """Score pairs on the replicas; raise :class:`ServiceUnavailableError` when every attempt fails."""
+        """Score pairs on the replicas; raise :class:`ServiceUnavailableError` when every attempt fails.
+
+        A replica that Ray is restarting (killed or crashed, restarts left) is not a failed attempt:
+        the call goes to another live replica, or waits for one to come back, up to
+        ``ready_timeout_s`` (a restart loads the model again). Timeouts and scorer errors use up
+        ``max_retries``; a replica dead for good is skipped.
+        """
         if len(hyps) != len(refs):
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
         if not hyps:
@@ -203,16 +259,25 @@ class RemoteScorer:
 
         s = self.service
         started = time.monotonic()
-        first = next(self._turn)
+        turn = next(self._turn)
         failures: list[str] = []
-        for attempt in range(s.max_retries + 1):
+        failed_calls = 0
+        restarting: set[int] = set()
+        restart_deadline = math.inf
+        while failed_calls <= s.max_retries:
             live = [i for i in range(len(handles)) if i not in self._dead]
             if not live:
                 failures.append("no live replica left")
                 break
-            index = live[(first + attempt) % len(live)]
-            if attempt >= len(live):  # every live replica failed once: give restarts a moment
-                time.sleep(min(0.1 * 2 ** (attempt - len(live)), 2.0))
+            callable_ = [i for i in live if i not in restarting]
+            if not callable_:
+                if not self._await_restart(ray, handles, restarting, restart_deadline, failures):
+                    break
+                continue
+            index = callable_[turn % len(callable_)]
+            turn += 1
+            if failed_calls >= len(live):  # every live replica failed once: give it a moment
+                time.sleep(min(0.1 * 2 ** (failed_calls - len(live)), 2.0))
             call_started = time.monotonic()
             ref = handles[index].score.remote(list(hyps), list(refs))
             try:
@@ -220,13 +285,21 @@ class RemoteScorer:
             except ray.exceptions.GetTimeoutError:
                 ray.cancel(ref)  # does not stop a running batch, but drops the call if still queued
                 failures.append(f"replica {index}: no answer within call_timeout_s={s.call_timeout_s:g}")
+                failed_calls += 1
+                continue
+            except ray.exceptions.ActorUnavailableError as error:  # Ray is restarting it: wait, then resend
+                if not restarting:
+                    failures.append(f"replica {index}: restarting ({describe_error(error, 200)})")
+                restarting.add(index)
+                restart_deadline = min(restart_deadline, time.monotonic() + s.ready_timeout_s)
                 continue
             except ray.exceptions.ActorDiedError as error:  # gone for good (killed, restarts used up)
                 self._dead.add(index)
-                failures.append(f"replica {index}: {_first_line(error)}")
+                failures.append(f"replica {index}: {describe_error(error)}")
                 continue
-            except Exception as error:  # restarting replica, scorer error: try the next replica
-                failures.append(f"replica {index}: {_first_line(error)}")
+            except Exception as error:  # a scorer error: try the next replica
+                failures.append(f"replica {index}: {describe_error(error)}")
+                failed_calls += 1
                 continue
             figures = dict(out["figures"])
             figures["latency_ms"] = (time.monotonic() - call_started) * 1000.0
@@ -241,6 +314,37 @@ class RemoteScorer:
             f"{time.monotonic() - started:.1f} s: {'; '.join(failures)}"
         )
 
+    def _await_restart(self, ray, handles: list[Any], restarting: set[int], deadline: float,
+                       failures: list[str]) -> bool:
+        """Wait until one of the ``restarting`` replicas answers again (removed from the set: True).
+
+        False when ``deadline`` passes first. A replica found dead for good is marked so and
+        dropped from the set (True: the caller looks at the live replicas again).
+        """
+        while restarting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                failures.append(f"replica(s) {sorted(restarting)} still restarting after "
+                                f"ready_timeout_s={self.service.ready_timeout_s:g} s")
+                return False
+            probes = {handles[i].ready.remote(): i for i in sorted(restarting)}
+            done, _ = ray.wait(list(probes), num_returns=1, timeout=remaining)
+            for ref in done:
+                index = probes[ref]
+                try:
+                    ray.get(ref)
+                except ray.exceptions.ActorUnavailableError:
+                    continue  # not back yet
+                except Exception as error:  # restarts used up, or the restarted replica failed to load
+                    self._dead.add(index)
+                    restarting.discard(index)
+                    failures.append(f"replica {index} did not come back: {describe_error(error)}")
+                    return True
+                restarting.discard(index)
+                return True
+            time.sleep(min(0.2, max(remaining, 0.0)))  # a restarting actor may refuse at once: poll gently
+        return True
+
     # --- operations --------------------------------------------------------------------------
 
     def stats(self) -> list[dict[str, float]]:
@@ -254,7 +358,7 @@ class RemoteScorer:
                 figures = ray.get(handle.stats.remote(), timeout=self.service.call_timeout_s)
                 out.append({"replica": float(index), **figures})
             except Exception as error:
-                logger.warning("%s: replica %d gave no statistics: %s", self.deployment, index, _first_line(error))
+                logger.warning("%s: replica %d gave no statistics: %s", self.deployment, index, describe_error(error))
                 out.append({"replica": float(index), "batches": math.nan})
         return out
 

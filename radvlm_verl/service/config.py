@@ -42,7 +42,9 @@ class ServiceConfig:
         max_wait_ms: how long a batch waits for more requests before it runs.
         call_timeout_s: limit of one call to one replica.
         max_retries: further attempts after a failed call, each on the next replica.
-        ready_timeout_s: limit for the replicas to be scheduled and load their models.
+        ready_timeout_s: limit for the replicas to be scheduled and load their models, and for a
+            request to wait for a replica that Ray is restarting (a restart loads the model again).
+            Sized for a real model load on a busy machine (tiny models took up to 167 s on 2 cores).
         max_restarts: Ray restarts of a crashed replica (``max_restarts`` of the actor).
         fallback_score: reward given when scoring fails after every retry; None (default) means
             the failure is an error that stops the step.
@@ -59,7 +61,7 @@ class ServiceConfig:
     max_wait_ms: float = 10.0
     call_timeout_s: float = 60.0
     max_retries: int = 2
-    ready_timeout_s: float = 120.0
+    ready_timeout_s: float = 600.0
     max_restarts: int = 3
     fallback_score: float | None = None
     log_every_s: float = 60.0

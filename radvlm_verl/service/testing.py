@@ -1,9 +1,9 @@
 """A deterministic, model-free scorer for exercising the service (tests, benchmarks, smoke checks).
 
 ``toy_overlap`` scores a pair by the Jaccard overlap of its lower-cased word sets; it can sleep per
-batch (a stand-in for a forward pass), fail at construction (a missing-weights stand-in) or fail on
-texts that contain a marker (a crashing-model stand-in). Per-text word sets go through a
-:class:`~radvlm_verl.scorers.batching.TextCache`, so cache hit rates are meaningful.
+batch (a stand-in for a forward pass), load slowly, fail or die at construction (missing-weights and
+out-of-memory stand-ins) or fail on texts that contain a marker (a crashing-model stand-in). Per-text
+word sets go through a :class:`~radvlm_verl.scorers.batching.TextCache`, so cache hit rates are meaningful.
 
 It lives in the package (not in tests/) because replicas import the scorer's module by name.
 
@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 
 from radvlm_verl.scorers.base import ScorerError, register_scorer
@@ -27,8 +28,11 @@ class ToyOverlapScorer(BatchedPairScorer):
     Args:
         delay_s: sleep per batch (simulated forward pass).
         fail_init: raise :class:`ScorerError` in the constructor.
+        init_delay_s: sleep in the constructor (a slow model load).
+        exit_init: end the process in the constructor, after ``init_delay_s`` (a crash while loading).
         fail_marker: raise :class:`ScorerError` for a batch containing a text with this substring.
-        cache_size, batch_window_s, max_batch, weights_dir, device: as for the model-based scorers.
+        cache_size, batch_window_s, max_batch, call_timeout_s, weights_dir, device: as for the model-based
+            scorers.
     """
 
     name = "toy_overlap"
@@ -38,17 +42,23 @@ class ToyOverlapScorer(BatchedPairScorer):
         self,
         delay_s: float = 0.0,
         fail_init: bool = False,
+        init_delay_s: float = 0.0,
+        exit_init: bool = False,
         fail_marker: str | None = None,
         cache_size: int = 4096,
         batch_window_s: float = 0.005,
         max_batch: int = 64,
+        call_timeout_s: float | None = None,
         weights_dir: str | None = None,
         device: str | None = None,
     ):
         del weights_dir, device  # accepted like the model-based scorers; nothing to load
+        time.sleep(init_delay_s)
+        if exit_init:  # the process dies without a Python error, as an OOM kill would do
+            os._exit(1)
         if fail_init:
             raise ScorerError("toy_overlap: asked to fail at start-up (fail_init=True)")
-        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
+        super().__init__(batch_window_s=batch_window_s, max_batch=max_batch, call_timeout_s=call_timeout_s)
         self.delay_s = float(delay_s)
         self.fail_marker = fail_marker
         self._words: TextCache[frozenset[str]] = TextCache(cache_size)
