@@ -2,19 +2,24 @@
 
 converted parquet (PadChest-GR layout: report and grounding rows; file paths without thinking,
 embedded bytes with native thinking) -> verl's ``RLHFDataset`` -> the trainer's gen batch
-(``_get_gen_batch``, interleaved repeat) -> verl's ``AgentLoopManager`` / ``AgentLoopWorker``
-running ``single_turn_agent`` with a real Qwen2.5-VL or Qwen3-VL processor -> verl's
-``LLMServerClient`` and load balancer -> :class:`ScriptedRolloutServer` (instead of vLLM) ->
-verl's ``RewardLoopWorker`` -> our ``radvlm`` manager -> verl's ``extract_reward`` and GRPO
+(``RayPPOTrainer._get_gen_batch``, interleaved repeat) -> verl's ``AgentLoopWorker`` running
+``single_turn_agent`` with a real Qwen2.5-VL or Qwen3-VL processor -> verl's ``LLMServerClient``
+-> :class:`ScriptedRolloutServer` (instead of vLLM and its load balancer) -> verl's
+``RewardLoopWorker`` Ray actor -> our ``radvlm`` manager -> verl's ``extract_reward`` and GRPO
 ``compute_advantage``.
 
-What needs a GPU (vLLM generating, FSDP log-probs and the update) is the only part left out.
-The agent loop here is the legacy (non-TransferQueue) ``AgentLoopWorker``; the V1 trainer's
-``AgentLoopWorkerTQ`` subclasses it and runs the same ``_run_agent_loop`` and ``_compute_score``.
+Left out: what needs a GPU (vLLM generating, FSDP log-probs and the update), and the V1
+trainer's TransferQueue. ``AgentLoopWorkerTQ`` (V1) subclasses ``AgentLoopWorker`` and runs the
+same ``_run_agent_loop`` and ``_compute_score``; only the batching after them differs.
+
+To keep the wall time small, actors are few and shared: one scripted server, one
+``RewardLoopWorker`` per way of loading our reward, and the ``AgentLoopWorker`` runs in this
+process (``AgentLoopManager`` would wrap it in a Ray actor, which costs a verl import per family).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import shutil
@@ -23,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -30,6 +36,15 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 GROUP_SIZE = 4
 REWARD_KWARGS = {"report_reward": "gleu", "grounding_reward": "soft_f1", "grounding_precision": "tp_mass_plus_fp"}
+# The two ways a recipe can load our reward into verl's reward loop.
+REWARD_LOADING = {
+    "radvlm_manager": ["reward.reward_manager.name=radvlm",
+                       *(f"+reward.reward_kwargs.{k}={v}" for k, v in REWARD_KWARGS.items() if k != "report_reward")],
+    "custom_function": ["reward.reward_manager.name=radvlm",
+                        "reward.custom_reward_function.path=pkg://radvlm_verl.rewards",
+                        "reward.custom_reward_function.name=compute_score",
+                        *(f"+reward.custom_reward_function.reward_kwargs.{k}={v}" for k, v in REWARD_KWARGS.items())],
+}
 
 # Two studies; each gives one phrase-grounding row and one report row.
 STUDIES = [
@@ -37,41 +52,42 @@ STUDIES = [
     {"image": "img_b.png", "size": (80, 100), "sentence": "Cardiomegaly.", "box": [0.3, 0.4, 0.7, 0.8]},
 ]
 
-# Scripted answers per (converted file, row id), GROUP_SIZE each. "plain" rows: file paths,
-# thinking off, boxes as RadVLM's [0, 1] lists; "thinking" rows: embedded bytes, native thinking,
-# boxes as Qwen's 0-1000 bbox_2d JSON.
+# Scripted answers per (converted file, row id), GROUP_SIZE each, as (kind, text). "plain" rows:
+# file paths, thinking off, boxes as RadVLM's [0, 1] lists; "thinking" rows: embedded bytes,
+# native thinking, boxes as Qwen's 0-1000 bbox_2d JSON. "wrong_format" is the right box written in
+# the other row's format: it must score 0, which shows that each row's box format reached the reward.
 SCRIPTS = {
     ("plain", "img_a-f0"): [
-        "[0.5, 0.6, 0.9, 0.9]",  # exact
-        "[0.55, 0.65, 0.95, 0.95]",  # shifted
-        '[{"bbox_2d": [500, 600, 900, 900]}]',  # right box, wrong format for this row
-        "",  # empty
+        ("exact", "[0.5, 0.6, 0.9, 0.9]"),
+        ("shifted", "[0.55, 0.65, 0.95, 0.95]"),
+        ("wrong_format", '[{"bbox_2d": [500, 600, 900, 900]}]'),
+        ("empty", ""),
     ],
     ("plain", "img_a-report"): [
-        "Right effusion.",
-        "Small right effusion.",
-        "Heart size is normal.",
-        "",
+        ("exact", "Right effusion."),
+        ("partial", "Small right effusion."),
+        ("unrelated", "Heart size is normal."),
+        ("empty", ""),
     ],
     ("thinking", "img_a-f0"): [
-        '<think>fluid at the right base</think>[{"bbox_2d": [500, 600, 900, 900], "label": "effusion"}]',
-        '<think>fluid</think>[{"bbox_2d": [550, 650, 950, 950]}]',
-        '[{"bbox_2d": [500, 600, 900, 900]}]',  # no </think>: the thinking floor
-        "<think>fluid</think>[0.5, 0.6, 0.9, 0.9]",  # wrong format for this row
+        ("exact", '<think>fluid at the right base</think>[{"bbox_2d": [500, 600, 900, 900], "label": "effusion"}]'),
+        ("shifted", '<think>fluid</think>[{"bbox_2d": [550, 650, 950, 950]}]'),
+        ("no_think_end", '[{"bbox_2d": [500, 600, 900, 900]}]'),
+        ("wrong_format", "<think>fluid</think>[0.5, 0.6, 0.9, 0.9]"),
     ],
     ("thinking", "img_a-report"): [
-        "<think>blunted angle</think>Right effusion.",
-        "<think>blunted angle</think>Small right effusion.",
-        "Right effusion.",  # no </think>
-        "",
+        ("exact", "<think>blunted angle</think>Right effusion."),
+        ("partial", "<think>blunted angle</think>Small right effusion."),
+        ("no_think_end", "Right effusion."),
+        ("empty", ""),
     ],
     # One group whose answers are all equal: GRPO must give it zero advantage.
-    ("thinking", "img_b-f0"): ['<think>big heart</think>[{"bbox_2d": [300, 400, 700, 800]}]'] * GROUP_SIZE,
+    ("thinking", "img_b-f0"): [("exact", '<think>big heart</think>[{"bbox_2d": [300, 400, 700, 800]}]')] * GROUP_SIZE,
     ("thinking", "img_b-report"): [
-        "<think>wide</think>Cardiomegaly.",
-        "<think>wide</think>Mild cardiomegaly.",
-        "<think>wide</think>",
-        "<think>wide</think>Lungs are clear.",
+        ("exact", "<think>wide</think>Cardiomegaly."),
+        ("partial", "<think>wide</think>Mild cardiomegaly."),
+        ("empty", "<think>wide</think>"),
+        ("unrelated", "<think>wide</think>Lungs are clear."),
     ],
 }
 
@@ -97,40 +113,89 @@ def ray_cluster():
         os.environ["PYTHONPATH"] = saved
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    """{"plain": parquet path, "thinking": parquet path}, written by the PadChest-GR converter."""
+def convert_padchest(root: Path, studies, **options) -> Path:
+    """Write a PadChest-GR layout of ``studies`` under ``root`` and convert it; returns train.parquet."""
     from radvlm_verl.converters import padchest_gr
     from radvlm_verl.testing.cxr_layouts import write_csv, write_image, write_json
 
-    root = tmp_path_factory.mktemp("layout")
-    for n, study in enumerate(STUDIES):
+    for n, study in enumerate(studies):
         write_image(root / "pc" / study["image"], *study["size"], kind="I;16", seed=n)
     master = write_csv(root / "master.csv", ("StudyID", "ImageID", "PatientID", "split"),
-                       [(f"s{n}", s["image"], f"p{n}", "train") for n, s in enumerate(STUDIES)])
+                       [(f"s{n}", s["image"], f"p{n}", "train") for n, s in enumerate(studies)])
     reports = write_json(root / "gr.json", [
         {"StudyID": f"s{n}", "ImageID": s["image"], "findings": [{"sentence_en": s["sentence"], "boxes": [s["box"]]}]}
-        for n, s in enumerate(STUDIES)
+        for n, s in enumerate(studies)
     ])
+    padchest_gr.convert(root / "out", padchest_gr.Options(
+        json_path=reports, master_table=master, image_dir=root / "pc", tasks=("phrase_grounding", "report"),
+        progress=False, **options))
+    return root / "out" / "train.parquet"
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """{"plain": parquet path, "thinking": parquet path}, written by the PadChest-GR converter."""
     variants = {
         # RadVLM-style data: the first study only.
         "plain": dict(embed_images=False, thinking="off", box_format="radvlm_norm01", limit=1),
         "thinking": dict(embed_images=True, thinking="native", box_format="qwen_rel1000"),
     }
-    files = {}
-    for name, options in variants.items():
-        out = root / f"out_{name}"
-        padchest_gr.convert(out, padchest_gr.Options(
-            json_path=reports, master_table=master, image_dir=root / "pc", tasks=("phrase_grounding", "report"),
-            progress=False, **options))
-        files[name] = out / "train.parquet"
+    files = {name: convert_padchest(tmp_path_factory.mktemp(name), STUDIES, **options)
+             for name, options in variants.items()}
+    # each variant is what its name says: image paths vs embedded bytes, thinking flag
+    for name, path in files.items():
+        rows = pd.read_parquet(path).to_dict("records")
+        assert {r["extra_info"]["task"] for r in rows} == {"report", "phrase_grounding"}
+        assert all(r["extra_info"]["thinking"] == (name == "thinking") for r in rows)
+        image_key = "bytes" if name == "thinking" else "image"
+        assert all(r["images"][0].get(image_key) for r in rows), name
     return files
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    """{family: tiny model dir}; the families share one tokenizer, so one reward worker serves both."""
+    from transformers import AutoTokenizer
+
+    from radvlm_verl.testing.tiny import QWEN_VL_FAMILIES, build_tiny_qwen_vl_model_dir
+
+    dirs = {family: build_tiny_qwen_vl_model_dir(tmp_path_factory.mktemp(family), family)
+            for family in QWEN_VL_FAMILIES}
+    vocabularies = [AutoTokenizer.from_pretrained(d).get_vocab() for d in dirs.values()]
+    assert all(v == vocabularies[0] for v in vocabularies)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def actors(ray_cluster, model_dirs):
+    """The scripted server and one RewardLoopWorker per way of loading the reward, started together.
+
+    The workers are verl's ``RewardLoopWorker`` created as ``RewardLoopManager._init_reward_loop_workers``
+    creates them (``ray.remote(RewardLoopWorker)``, the whole trainer config), without the manager:
+    it names its actors ``reward_loop_worker_<i>``, so two managers cannot live side by side.
+    """
+    import ray
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+
+    from radvlm_verl.testing.rollout_standin import ScriptedRolloutServer
+
+    tokenizer_dir = str(model_dirs["qwen3_vl"])
+    server = ray.remote(ScriptedRolloutServer).remote(tokenizer_dir)
+    reward_workers = {
+        loading: ray.remote(RewardLoopWorker).remote(compose(model_dirs["qwen3_vl"], 16, overrides), None)
+        for loading, overrides in REWARD_LOADING.items()
+    }
+    all_actors = [server, *reward_workers.values()]
+    ray.get([actor.__ray_ready__.remote() for actor in all_actors])
+    yield server, reward_workers
+    for actor in all_actors:
+        ray.kill(actor)
 
 
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def _compose(model_dir: Path, patch_size: int, overrides=()):
+def compose(model_dir: Path, patch_size: int, overrides=()):
     from radvlm_verl.integration.reward_loop import compose_config
 
     return compose_config("grpo", [
@@ -142,86 +207,96 @@ def _compose(model_dir: Path, patch_size: int, overrides=()):
         f"actor_rollout_ref.rollout.n={GROUP_SIZE}",
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
-        *(f"+reward.reward_kwargs.{k}={v}" for k, v in REWARD_KWARGS.items() if k != "report_reward"),
         *overrides,
     ])
 
 
-def _load_rows(config, files, tmp_path):
-    """The dataset's items, collated as the trainer's dataloader does."""
+def make_dataset(config, path: Path, tmp_path: Path):
+    """verl's RLHFDataset over one parquet file, with the model's tokenizer and processor."""
     from omegaconf import open_dict
-    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+    from verl.utils.dataset.rl_dataset import RLHFDataset
     from verl.utils.tokenizer import hf_processor, hf_tokenizer
 
     model_dir = config.actor_rollout_ref.model.path
-    tokenizer, processor = hf_tokenizer(model_dir), hf_processor(model_dir)
     data_config = copy.deepcopy(config.data)
     with open_dict(data_config):
         data_config.cache_dir = str(tmp_path / "rlhf_cache")
+    return RLHFDataset(data_files=[str(path)], tokenizer=hf_tokenizer(model_dir), config=data_config,
+                       processor=hf_processor(model_dir))
+
+
+def load_rows(config, files, tmp_path):
+    """Every item of every file, collated as the trainer's dataloader does."""
+    from verl.utils.dataset.rl_dataset import collate_fn
+
     items = []
     for path in files.values():
-        dataset = RLHFDataset(data_files=[str(path)], tokenizer=tokenizer, config=data_config, processor=processor)
+        dataset = make_dataset(config, path, tmp_path)
         items += [dataset[i] for i in range(len(dataset))]
     return collate_fn(items)
 
 
-def run_step(config, files, tmp_path):
-    """One trainer step up to the advantages; returns (batch, server requests)."""
+def run_step(config, files, server, reward_worker, tmp_path):
+    """One trainer step up to the advantages; returns (batch, {priority: (kind, text)}, server requests)."""
     import ray
     from verl import DataProto
-    from verl.experimental.agent_loop import AgentLoopManager
-    from verl.experimental.reward_loop.reward_loop import RewardLoopManager
+    from verl.experimental.agent_loop import AgentLoopWorker
     from verl.trainer.ppo.core_algos import AdvantageEstimator
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage, compute_response_mask
     from verl.trainer.ppo.reward import extract_reward
     from verl.workers.rollout.llm_server import LLMServerClient
-    from verl.workers.rollout.router import get_router_handle
 
-    from radvlm_verl.testing.rollout_standin import ScriptedRolloutServer
-
-    batch = DataProto.from_single_dict(_load_rows(config, files, tmp_path))
+    batch = DataProto.from_single_dict(load_rows(config, files, tmp_path))
+    decode_embedded_images(batch)
     batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
+    scripted = {}  # priority -> (kind, text)
+    for position in range(len(batch) * GROUP_SIZE):
+        info = batch.non_tensor_batch["extra_info"][position // GROUP_SIZE]
+        script = SCRIPTS[("thinking" if info["thinking"] else "plain", info["id"])]
+        scripted[position + 1] = script[position % GROUP_SIZE]
+    ray.get(server.set_script.remote({priority: text for priority, (_, text) in scripted.items()}))
+
     # RayPPOTrainer.fit's own split of the batch (the method reads nothing from the trainer).
     gen_batch = RayPPOTrainer._get_gen_batch(None, batch)
     gen_batch.meta_info["global_steps"] = 1
     gen_batch = gen_batch.repeat(repeat_times=GROUP_SIZE, interleave=True)
-    # Scripts are keyed by priority, which the server receives; 0 is never forwarded.
+    # Scripts are keyed by priority, which reaches the server; 0 is never forwarded.
     gen_batch.non_tensor_batch["priority"] = np.arange(1, len(gen_batch) + 1, dtype=np.int64)
-    answers = {}
-    for position in range(len(gen_batch)):
-        info = batch.non_tensor_batch["extra_info"][position // GROUP_SIZE]
-        script = SCRIPTS[("thinking" if info["thinking"] else "plain", info["id"])]
-        answers[position + 1] = script[position % GROUP_SIZE]
 
-    model_dir = str(config.actor_rollout_ref.model.path)
-    server = ray.remote(ScriptedRolloutServer).remote(model_dir, answers)
-    actors = [server]
-    try:
-        load_balancer = get_router_handle({"scripted-0": server})
-        actors.append(load_balancer)
-        reward_manager = RewardLoopManager(config)
-        actors += reward_manager.reward_loop_workers
-        agent_manager = AgentLoopManager.create(
-            config, LLMServerClient(config, load_balancer_handle=load_balancer),
-            reward_loop_worker_handles=reward_manager.reward_loop_worker_handles,
-        )
-        actors += agent_manager.agent_loop_workers
-        output = agent_manager.generate_sequences(gen_batch)
-        requests = ray.get(server.recorded_requests.remote())
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+    worker = AgentLoopWorker(config, LLMServerClient(config, load_balancer_handle=server),
+                             reward_loop_worker_handles=[reward_worker])
+    output = asyncio.run(worker.generate_sequences(gen_batch))
+    requests = ray.get(server.recorded_requests.remote())
 
     # RayPPOTrainer.fit from here on: union, reward extraction, GRPO advantages.
     batch = batch.repeat(repeat_times=GROUP_SIZE, interleave=True)
     batch = batch.union(output)
     batch.batch["response_mask"] = compute_response_mask(batch)
-    reward_tensor, reward_extra_infos = extract_reward(batch)
+    reward_tensor, _ = extract_reward(batch)
     batch.batch["token_level_scores"] = reward_tensor
     batch.batch["token_level_rewards"] = reward_tensor
     batch = compute_advantage(batch, adv_estimator=AdvantageEstimator.GRPO, norm_adv_by_std_in_grpo=True)
-    batch.meta_info["reward_extra_infos"] = reward_extra_infos
-    return batch, answers, requests
+    return batch, scripted, requests
+
+
+def embedded_images(raw_prompt):
+    """The PIL images that ``RLHFDataset._build_messages`` opened from embedded bytes."""
+    from PIL import Image
+
+    return [part["image"] for message in raw_prompt if isinstance(message["content"], list)
+            for part in message["content"] if isinstance(part.get("image"), Image.Image)]
+
+
+def decode_embedded_images(batch) -> None:
+    """Decode now the images verl opened lazily, so that a group's sessions only read them.
+
+    verl 0.9.1 gives the GROUP_SIZE sessions of a prompt the same lazily opened PIL image and
+    decodes it in executor threads at once; PIL's lazy decode is not thread-safe (see
+    test_group_sessions_decode_a_shared_embedded_image). Without this the step fails at random.
+    """
+    for raw_prompt in batch.non_tensor_batch["raw_prompt"]:
+        for image in embedded_images(raw_prompt):
+            image.load()
 
 
 def decoded_responses(batch, tokenizer) -> list[str]:
@@ -235,20 +310,31 @@ def decoded_responses(batch, tokenizer) -> list[str]:
 
 # --- the checks ------------------------------------------------------------------------------
 
+CASES = [
+    pytest.param("qwen2_5_vl", "radvlm_manager", id="qwen2_5_vl-radvlm_manager"),
+    pytest.param("qwen3_vl", "radvlm_manager", id="qwen3_vl-radvlm_manager"),
+    pytest.param("qwen3_vl", "custom_function", id="qwen3_vl-custom_function", marks=pytest.mark.xfail(
+        strict=True, raises=(KeyError, AssertionError),
+        reason="issue 12 point 7: with our compute_score loaded as reward.custom_reward_function the radvlm "
+               "manager returns each task's own keys; verl's AgentLoopWorker._postprocess indexes every "
+               "sample with sample 0's keys. Remove this mark when the manager unifies keys there too.")),
+]
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
-def test_grpo_step_through_verls_rollout_path(ray_cluster, converted, tmp_path, monkeypatch, family):
+
+@pytest.mark.parametrize(("family", "loading"), CASES)
+def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp_path, monkeypatch, family, loading):
     import torch
     from transformers import AutoTokenizer
 
     from radvlm_verl.rewards import compute_score
-    from radvlm_verl.testing.tiny import QWEN_VL_FAMILIES, build_tiny_qwen_vl_model_dir
+    from radvlm_verl.testing.tiny import QWEN_VL_FAMILIES
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    server, reward_workers = actors
     spec = QWEN_VL_FAMILIES[family]
-    model_dir = build_tiny_qwen_vl_model_dir(tmp_path / "model", family)
-    config = _compose(model_dir, spec["patch_size"])
-    batch, answers, requests = run_step(config, converted, tmp_path)
+    model_dir = model_dirs[family]
+    config = compose(model_dir, spec["patch_size"], REWARD_LOADING[loading])
+    batch, scripted, requests = run_step(config, converted, server, reward_workers[loading], tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     merge = spec["merge_size"]
@@ -267,7 +353,7 @@ def test_grpo_step_through_verls_rollout_path(ray_cluster, converted, tmp_path, 
         pixel_values = batch.non_tensor_batch["multi_modal_inputs"][i]["pixel_values"]
         assert pixel_values.shape == (int(grid.prod()), 3 * 2 * spec["patch_size"] ** 2)
     by_priority = {r["priority"]: r for r in requests}
-    assert sorted(by_priority) == sorted(answers)
+    assert sorted(by_priority) == sorted(scripted)
     for priority, request in by_priority.items():
         i = priority - 1
         grid = batch.non_tensor_batch["multi_modal_inputs"][i]["image_grid_thw"]
@@ -279,17 +365,23 @@ def test_grpo_step_through_verls_rollout_path(ray_cluster, converted, tmp_path, 
 
     # Every response is the scripted text, and every reward equals direct scoring of that text.
     texts = decoded_responses(batch, tokenizer)
-    assert texts == [answers[i + 1] for i in range(n)]
+    assert texts == [scripted[i + 1][1] for i in range(n)]
     scores = batch.batch["token_level_rewards"].sum(-1).tolist()
     for i in range(n):
         direct = compute_score(batch.non_tensor_batch["data_source"][i], texts[i],
                                batch.non_tensor_batch["reward_model"][i]["ground_truth"],
                                batch.non_tensor_batch["extra_info"][i], **REWARD_KWARGS)
         assert scores[i] == pytest.approx(direct["score"], abs=1e-6), (i, texts[i])
-    plain_exact = next(i for i in range(n) if texts[i] == SCRIPTS[("plain", "img_a-f0")][0])
-    assert scores[plain_exact] == pytest.approx(1.0)
-    thinking_exact = next(i for i in range(n) if texts[i] == SCRIPTS[("thinking", "img_a-f0")][0])
-    assert scores[thinking_exact] == pytest.approx(1.0)
+    kinds = [scripted[i + 1][0] for i in range(n)]
+    for i, kind in enumerate(kinds):
+        if kind == "exact":
+            assert scores[i] == pytest.approx(1.0), texts[i]
+        elif kind in ("wrong_format", "empty"):
+            assert scores[i] == 0.0, texts[i]
+        elif kind == "no_think_end":  # the same answer after </think> scores 1 in that group
+            assert scores[i] < 1.0, texts[i]
+        else:
+            assert 0.0 < scores[i] < 1.0, (kind, texts[i])
 
     # GRPO: non-zero advantages inside groups whose scores differ, zero where all are equal.
     advantages = (batch.batch["advantages"] * batch.batch["response_mask"]).sum(-1) / batch.batch["response_mask"].sum(-1)
@@ -311,14 +403,48 @@ def test_grpo_step_through_verls_rollout_path(ray_cluster, converted, tmp_path, 
             assert advantages[best] > 0
     assert n_constant == 1  # the scripted all-equal group, and only it
 
-    # One reward_extra_info key set for the whole mixed batch.
-    assert_one_key_set(batch)
-
-
-def assert_one_key_set(batch):
+    # One reward_extra_info key set for the whole batch, which mixes report and grounding rows,
+    # and each sample's "score" is its reward.
+    assert {info["task"] for info in batch.non_tensor_batch["extra_info"]} == {"report", "phrase_grounding"}
     per_sample = batch.non_tensor_batch["reward_extra_info"]
     key_sets = {frozenset(info) for info in per_sample}
-    assert len(key_sets) == 1, [sorted(k) for k in key_sets]
+    assert len(key_sets) == 1, [sorted(keys) for keys in key_sets]
     assert set(batch.meta_info["reward_extra_keys"]) == next(iter(key_sets))
-    tasks = {info["task"] for info in batch.non_tensor_batch["extra_info"]}
-    assert tasks == {"report", "phrase_grounding"}
+    assert [info["score"] for info in per_sample] == pytest.approx(scores, abs=1e-6)
+
+
+@pytest.mark.xfail(strict=True, raises=(AssertionError, OSError, SyntaxError, ValueError), reason=(
+    "verl 0.9.1: RLHFDataset._build_messages opens embedded image bytes lazily (Image.open), the "
+    "trainer's interleaved repeat (and V1's _run_prompt) hands that one PIL object to all sessions of "
+    "a group, and process_multi_modal_info decodes it in executor threads at once; PIL's lazy decode "
+    "is not thread-safe: some sessions raise, others get corrupted pixels"))
+def test_group_sessions_decode_a_shared_embedded_image(model_dirs, tmp_path, monkeypatch):
+    """A group's sessions decode the image of an embedded-bytes row as the agent loop does.
+
+    About half of the rounds go wrong on a 2-core machine; 30 rounds make a pass by chance
+    negligible, so an XPASS means the race is gone.
+    """
+    from verl import DataProto
+    from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    # a larger image than the pipeline's: its decode takes long enough for the threads to overlap
+    path = convert_padchest(tmp_path / "large", [{**STUDIES[0], "size": (640, 512)}], embed_images=True,
+                            max_pixels=640 * 512)
+    config = compose(model_dirs["qwen2_5_vl"], 14)
+    dataset = make_dataset(config, path, tmp_path)
+
+    def decode(raw_prompts):
+        async def decode_all():
+            return await asyncio.gather(*(
+                RLHFDataset.process_multi_modal_info(list(p), image_patch_size=14, config=config.data)
+                for p in raw_prompts))
+        return [np.asarray(images[0]) for images, _, _ in asyncio.run(decode_all())]
+
+    reference = decode([dataset[0]["raw_prompt"]])[0]
+    for _ in range(30):
+        # each dataset[0] opens the bytes afresh; the repeat shares them between the group's sessions
+        batch = DataProto.from_single_dict(collate_fn([dataset[0]]))
+        group = batch.repeat(repeat_times=GROUP_SIZE, interleave=True).non_tensor_batch["raw_prompt"]
+        for image in decode(group):
+            assert image.shape == reference.shape and np.array_equal(image, reference)
