@@ -378,13 +378,15 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
             assert scores[i] == pytest.approx(1.0), texts[i]
         elif kind in ("wrong_format", "empty"):
             assert scores[i] == 0.0, texts[i]
-        elif kind == "no_think_end":  # the same answer after </think> scores 1 in that group
+        elif kind == "no_think_end":  # the exact answer, but without </think> it takes the floor
             assert scores[i] < 1.0, texts[i]
         else:
             assert 0.0 < scores[i] < 1.0, (kind, texts[i])
 
     # GRPO: non-zero advantages inside groups whose scores differ, zero where all are equal.
-    advantages = (batch.batch["advantages"] * batch.batch["response_mask"]).sum(-1) / batch.batch["response_mask"].sum(-1)
+    # GRPO gives every token of a response the same advantage: its mean over the response is it
+    mask = batch.batch["response_mask"]
+    advantages = (batch.batch["advantages"] * mask).sum(-1) / mask.sum(-1)
     uids = batch.non_tensor_batch["uid"]
     groups = {}
     for i, uid in enumerate(uids):

@@ -4,6 +4,8 @@ Nothing here downloads: a byte-level BPE tokenizer is trained in milliseconds on
 given Qwen2-VL's special tokens and a Qwen-style chat template, and wrapped with a
 ``Qwen2VLImageProcessor`` into a processor that verl's ``RLHFDataset`` and the agent loop accept.
 Byte-level BPE round-trips any text, so decoded responses equal the text that was encoded.
+:func:`build_tiny_qwen_vl_model_dir` adds the real Qwen2.5-VL or Qwen3-VL processor classes and a
+tiny ``config.json``: a model directory that verl's agent loop and reward loop accept.
 """
 
 from __future__ import annotations
