@@ -15,3 +15,6 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw
     info = dict(extra_info or {})
     info.setdefault("task", "report")
     return _route(data_source, solution_str, ground_truth, info, **kwargs)
+
+
+compute_score.result_keys = _route.result_keys  # one key set per batch in the radvlm manager

@@ -151,11 +151,11 @@ def test_paper_settings():
         assert cfg.actor_rollout_ref.rollout.val_kwargs.do_sample is False
     assert (report.data.max_prompt_length, report.data.max_response_length) == (3072, 1024)
     assert report.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu == 4
-    assert report.trainer.total_epochs == 1 and report.actor_rollout_ref.rollout.free_cache_engine is False
-    assert report.reward.reward_kwargs == {"report_reward": "radcliq"}
+    assert report.trainer.total_epochs == 1
+    assert report.reward.reward_kwargs == {"report_reward": "radcliq", "grounding_box_format": "qwen_rel1000"}
     assert (grounding.data.max_prompt_length, grounding.data.max_response_length) == (4096, 4096)
     assert grounding.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu == 8
-    assert grounding.trainer.total_epochs == 10 and grounding.actor_rollout_ref.rollout.free_cache_engine is True
+    assert grounding.trainer.total_epochs == 10
     assert grounding.actor_rollout_ref.model.path == "Qwen/Qwen3-VL-8B-Thinking"
     assert thinking_report.data.max_response_length == 4096 and thinking_report.data.max_prompt_length == 3072
 
@@ -249,3 +249,33 @@ def test_no_legacy_section_in_config_files(path):
     assert not {"custom_reward_function", "reward_model", "sandbox_fusion", "reward_manager"} & set(top), path
     if path.parent != CONFIGS:
         assert path.read_text().startswith("# @package _global_"), f"{path}: group files must be _global_"
+
+
+@pytest.mark.parametrize("combo", combos(), ids=lambda c: "-".join(o.split("=")[1] for o in c))
+def test_rollout_context_and_memory_release(combo):
+    """vLLM is sized for prompt + response (not the model's 262,144 positions) and sleeps during the update."""
+    cfg, _ = compose("grpo", [*combo, "trainer.nnodes=1", *FILLED])
+    rollout = cfg.actor_rollout_ref.rollout
+    assert rollout.max_model_len == cfg.data.max_prompt_length + cfg.data.max_response_length
+    assert rollout.free_cache_engine is True
+    sampler = cfg.trainer.v1.sampler
+    assert (sampler.custom_sampler.path, sampler.custom_sampler.name) == (
+        "pkg://radvlm_verl.integration.sampler", "FailFastReplayBuffer")
+    assert sampler.sampler_kwargs.max_failed_fraction == 0.0
+
+
+def test_rollout_context_resolves_in_verl_dataclass():
+    """verl's own rollout dataclass accepts the resolved context (what the vLLM server reads)."""
+    from verl.utils.config import omega_conf_to_dataclass
+
+    cfg, _ = compose("grpo", ["task=grounding_soft_f1", "policy=qwen3vl_8b_thinking", *FILLED])
+    rollout = omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
+    assert rollout.max_model_len == 4096 + 4096
+
+
+@pytest.mark.parametrize("policy,box_format", [("qwen3vl_8b_instruct", "qwen_rel1000"),
+                                               ("qwen3vl_8b_thinking", "qwen_rel1000"),
+                                               ("radvlm", "radvlm_norm01"), ("radvlm_thinking", "radvlm_norm01")])
+def test_policy_states_its_box_format(policy, box_format):
+    cfg, _ = compose("grpo", ["task=grounding_soft_f1", f"policy={policy}", *FILLED])
+    assert cfg.reward.reward_kwargs.grounding_box_format == box_format

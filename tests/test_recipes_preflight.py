@@ -11,23 +11,34 @@ from PIL import Image
 
 from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
 from radvlm_verl.integration.preflight import Report, cluster_problems, main, run_preflight
+from radvlm_verl.templates import BOX_FORMAT_HINTS
 
 
-def write_rows(path: Path, image: Path, *, task="report", thinking=False, suffix=False, n=3) -> Path:
-    """Synthetic converted rows (fake ids, invented text) in the parquet row contract."""
-    question = "<image>\nWrite the findings." + (" /think" if suffix else "")
+def write_rows(path: Path, image: Path, *, task="report", thinking=False, suffix=False, n=3,
+               box_format="qwen_rel1000", box_hint=True, tasks=None) -> Path:
+    """Synthetic converted rows (fake ids, invented text) in the parquet row contract.
+
+    Grounding rows default to what the default policy (Qwen3-VL) needs: 0-1000 boxes, with the hint.
+    ``tasks`` gives one task per row instead of ``task`` for all.
+    """
     with AtomicParquetWriter(path, row_schema()) as writer:
-        for i in range(n):
-            if task == "report":
-                source, truth = "cxr_report/synthetic", f"Invented report sentence {i}."
+        for i, row_task in enumerate(tasks or [task] * n):
+            question = "<image>\nWrite the findings."
+            if row_task == "report":
+                source, truth, info = "cxr_report/synthetic", f"Invented report sentence {i}.", {}
             else:
                 source = "cxr_grounding/synthetic"
-                truth = json.dumps({"task": task, "label": "opacity", "boxes": [[0.1, 0.2, 0.4, 0.5]],
+                truth = json.dumps({"task": row_task, "label": "opacity", "boxes": [[0.1, 0.2, 0.4, 0.5]],
                                     "coord": "xyxy_norm01", "image_size": [64, 48]})
+                info = {"box_format": box_format}
+                if box_hint:
+                    question += " " + BOX_FORMAT_HINTS[box_format]
+            question += " /think" if suffix else ""
             writer.write(make_row(
                 data_source=source, prompt=[{"role": "user", "content": question}], image=image_entry(image),
                 ground_truth=truth,
-                extra_info={"split": "train", "index": i, "id": f"fake-{task}-{i}", "task": task, "thinking": thinking},
+                extra_info={"split": "train", "index": i, "id": f"fake-{row_task}-{i}", "task": row_task,
+                            "thinking": thinking, **info},
             ))
     return path
 
@@ -57,6 +68,11 @@ def data(tmp_path_factory):
         "report_native": write_rows(root / "report_native.parquet", image, thinking=True),
         "report_suffix": write_rows(root / "report_suffix.parquet", image, thinking=True, suffix=True),
         "grounding": write_rows(root / "grounding.parquet", image, task="phrase_grounding"),
+        "grounding_norm01": write_rows(root / "grounding_norm01.parquet", image, task="phrase_grounding",
+                                       box_format="radvlm_norm01", box_hint=False),
+        "grounding_no_hint": write_rows(root / "grounding_no_hint.parquet", image, task="phrase_grounding",
+                                        box_hint=False),
+        "mixed": write_rows(root / "mixed.parquet", image, tasks=["report", "phrase_grounding", "report"]),
         "missing_image": missing_image,
         "no_extra_info": root / "no_extra_info.parquet",
     }
@@ -166,7 +182,44 @@ def test_forced_thinking_kwarg_skips_the_flag_check(data):
 
 def test_task_must_match_data(data):
     report = check("task=grounding_soft_f1", *files(data["report"]))
-    assert "has no grounding rows (3 report) but the recipe's task is 'grounding_soft_f1'" in report.errors[0]
+    assert "mixes tasks (3 report) but the recipe's task is 'grounding_soft_f1'" in report.errors[0]
+
+
+def test_single_task_recipe_refuses_mixed_data(data):
+    report = check(*files(data["mixed"], data["report"]))
+    assert len(report.errors) == 1
+    assert report.errors[0] == (
+        "data.train_files: mixed.parquet mixes tasks (1 grounding, 2 report) but the recipe's task is "
+        "'report_radcliq', which trains only report rows; convert only report rows (e.g. radvlm-verl convert "
+        "radvlm-json --tasks report) or pass the other task's files to a run of that task")
+    grounding = check("task=grounding_soft_f1", *files(data["mixed"], data["grounding"]))
+    assert "--tasks anatomy_grounding,abnormality_grounding,phrase_grounding,abnormality_detection" in grounding.errors[0]
+
+
+def test_qwen3vl_grounding_refuses_radvlm_box_format(data):
+    report = check("task=grounding_soft_f1", "policy=qwen3vl_8b_instruct", *files(data["grounding_norm01"]))
+    assert len(report.errors) == 2  # train and val
+    assert report.errors[0] == (
+        "data.train_files: grounding_norm01.parquet: 3 of 3 grounding rows ask for boxes as 'radvlm_norm01' "
+        "(first: row 0 (id 'fake-phrase_grounding-0')) but qwen3vl_8b_instruct writes 'qwen_rel1000' "
+        "(reward.reward_kwargs.grounding_box_format); re-convert with --box-format qwen_rel1000 --box-hint")
+
+
+def test_qwen_box_format_needs_the_hint(data):
+    report = check("task=grounding_soft_f1", "policy=qwen3vl_8b_thinking", *files(data["grounding_no_hint"]),
+                   "+reward.reward_kwargs.thinking=false")
+    assert len(report.errors) == 2
+    assert "the grounding prompt does not tell qwen3vl_8b_thinking to answer in 'qwen_rel1000'" in report.errors[0]
+    assert report.errors[0].endswith("re-convert with --box-format qwen_rel1000 --box-hint")
+
+
+def test_radvlm_grounding_accepts_its_own_format(data):
+    report = check("task=grounding_soft_f1", "policy=radvlm", *files(data["grounding_norm01"]),
+                   f"actor_rollout_ref.model.path={data['model']}")
+    assert report.ok, report.format()
+    wrong = check("task=grounding_soft_f1", "policy=radvlm", *files(data["grounding"]),
+                  f"actor_rollout_ref.model.path={data['model']}")
+    assert "but radvlm writes 'radvlm_norm01'" in wrong.errors[0] and "--box-format radvlm_norm01" in wrong.errors[0]
 
 
 def test_missing_image_file(data):

@@ -6,3 +6,4 @@ verl logs a failing plugin only at DEBUG level: ``radvlm-verl doctor`` shows the
 """
 
 from radvlm_verl.integration.reward_manager import MANAGER_NAME, RadVLMRewardManager  # noqa: F401  (registers)
+import radvlm_verl.configs  # noqa: F401,E402  (registers the ${radvlm.add:...} resolver the recipes use)

@@ -6,11 +6,15 @@ composes the same config the launcher will hand to verl (same config name, same 
 and checks, collecting every problem before it exits:
 
 - the overrides compose, and no required value (``${SET_ME.<key>}``) is left unset;
-- the train/val parquet files exist, have the columns verl and the rewards read, route to the
-  recipe's task, carry the thinking flag the policy needs, and their first image paths exist;
+- the train/val parquet files exist, have the columns verl and the rewards read, hold only rows of
+  the recipe's task, carry the thinking flag the policy needs, ask for boxes in the format the
+  policy's model writes (with the box hint where that is not RadVLM's), and their first image
+  paths exist;
 - the model path is a Hugging Face model directory (or a hub id that is available);
 - the reward kwargs are valid (the reward functions are asked for their result keys, which runs
   no model) and verl's own ``validate_config`` accepts the batch sizes for the GPU count;
+- the estimated memory per GPU (:mod:`radvlm_verl.integration.memory`, from the policy's
+  ``config.json``) fits the GPU, and vLLM's KV cache holds one ``max_model_len`` sequence;
 - verl loads the radvlm-verl plugin in a fresh interpreter (as every Ray worker does);
 - with ``RAY_ADDRESS`` set: the cluster has the GPU nodes and the reward-node resources asked for.
 
@@ -188,7 +192,7 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
 
     from radvlm_verl.rewards import task_family
     from radvlm_verl.rewards.thinking import as_bool
-    from radvlm_verl.templates import THINKING_SUFFIX
+    from radvlm_verl.templates import GROUNDING_TASKS, THINKING_SUFFIX
 
     source_key, prompt_key = cfg.data.reward_fn_key, cfg.data.prompt_key
     table = pq.read_table(path, columns=[source_key, "extra_info"])
@@ -208,15 +212,22 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
     task = str(choices.get("task") or "")
     expected = task.split("_", 1)[0] if task.startswith(("report", "grounding")) else None
     summary = ", ".join(f"{n} {family}" for family, n in sorted(families.items()))
-    if expected and families[expected] == 0:
+    others = sum(n for family, n in families.items() if family != expected)
+    if expected and others:
+        # A single-task recipe trains every row with its task's reward settings: a mixed file would
+        # also train the other task, with defaults nobody chose.
         report.errors.append(
-            f"{what}: {path.name} has no {expected} rows ({summary}) but the recipe's task is {task!r}; "
-            "convert the matching dataset or pick the matching task"
+            f"{what}: {path.name} mixes tasks ({summary}) but the recipe's task is {task!r}, which trains "
+            f"only {expected} rows; convert only {expected} rows (e.g. radvlm-verl convert radvlm-json "
+            f"--tasks {'report' if expected == 'report' else ','.join(GROUNDING_TASKS)}) "
+            "or pass the other task's files to a run of that task"
         )
     else:
         report.notes.append(f"{what}: {path.name}: {len(sources)} rows ({summary})")
 
     reward_kwargs = reward_kwargs_of(cfg)
+    if families["grounding"]:
+        _check_box_format(path, what, cfg, sources, infos, reward_kwargs, choices, report)
     policy = str(choices.get("policy") or "")
     if "thinking" in reward_kwargs or not policy:
         return  # thinking forced for every sample by the reward kwarg
@@ -245,6 +256,53 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
                 f"{what}: {path.name} {_row_label(infos[index], index)}: the user prompt "
                 f"{'ends' if has_suffix else 'does not end'} with {THINKING_SUFFIX.strip()!r}, but policy "
                 f"{policy!r} expects data converted with --thinking {style}"
+            )
+            return
+
+
+def _check_box_format(path: Path, what: str, cfg, sources, infos, reward_kwargs, choices, report: Report) -> None:
+    """Grounding rows ask for, and are scored in, the box format the policy's model writes.
+
+    The policy config states it (``reward.reward_kwargs.grounding_box_format``); a row converted for
+    another format would be scored 0 for a correct answer (``n_invalid=1``), so GRPO groups would
+    carry no signal. Formats other than RadVLM's also need the converter's box hint in the prompt.
+    """
+    import pyarrow.parquet as pq
+
+    from radvlm_verl.rewards import task_family
+    from radvlm_verl.templates import BOX_FORMAT_HINTS
+
+    expected = reward_kwargs.get("grounding_box_format")
+    if expected is None:
+        return
+    policy = str(choices.get("policy") or "the policy")
+    fix = f"--box-format {expected}" + ("" if expected == "radvlm_norm01" else " --box-hint")
+    grounding = [i for i, (source, info) in enumerate(zip(sources, infos, strict=True))
+                 if task_family(source, dict(info or {})) == "grounding"]
+    wrong = [i for i in grounding if (infos[i] or {}).get("box_format", "radvlm_norm01") != expected]
+    if wrong:
+        first = wrong[0]
+        found = (infos[first] or {}).get("box_format", "radvlm_norm01")
+        report.errors.append(
+            f"{what}: {path.name}: {len(wrong)} of {len(grounding)} grounding rows ask for boxes as {found!r} "
+            f"(first: {_row_label(infos[first], first)}) but {policy} writes {expected!r} "
+            f"(reward.reward_kwargs.grounding_box_format); re-convert with {fix}"
+        )
+        return
+    if expected == "radvlm_norm01":
+        return
+    hint = BOX_FORMAT_HINTS[expected]
+    probe = [i for i in grounding if i < IMAGES_TO_PROBE]
+    if not probe:
+        return
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=IMAGES_TO_PROBE, columns=[cfg.data.prompt_key]))
+    prompts = first.column(0).to_pylist()
+    for index in probe:
+        user = [m.get("content") or "" for m in prompts[index] or [] if m.get("role") == "user"]
+        if not any(hint in text for text in user):
+            report.errors.append(
+                f"{what}: {path.name} {_row_label(infos[index], index)}: the grounding prompt does not tell "
+                f"{policy} to answer in {expected!r}; re-convert with {fix}"
             )
             return
 
@@ -347,6 +405,45 @@ def check_verl_validation(cfg, report: Report) -> None:
         report.errors.append(f"verl rejects the config: {exc}")
 
 
+def gpu_memory_gib() -> float:
+    """The GPU size the estimate is made for: ``GPU_MEMORY_GIB``, else this machine's GPU 0, else 80."""
+    from radvlm_verl.integration.memory import DEFAULT_GPU_MEMORY_GIB
+
+    if os.environ.get("GPU_MEMORY_GIB"):
+        return float(os.environ["GPU_MEMORY_GIB"])
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(0).total_memory / 1024**3
+    except Exception:  # no usable CUDA here: plan for the default card
+        pass
+    return DEFAULT_GPU_MEMORY_GIB
+
+
+def check_memory(cfg, report: Report, gpu_gib: float) -> None:
+    """Per-GPU memory estimate from the policy's config.json; refuses what cannot fit (memory.py)."""
+    from radvlm_verl.integration.memory import ModelShape, estimate, load_model_config
+
+    config, source = load_model_config(str(cfg.actor_rollout_ref.model.path))
+    if config is None:
+        report.notes.append(f"memory: not estimated ({source})")
+        return
+    try:
+        shape = ModelShape.from_config(config)
+    except ValueError as exc:
+        report.notes.append(f"memory: not estimated ({source}: {exc})")
+        return
+    result = estimate(cfg, shape, gpu_gib)
+    report.notes.append(
+        f"memory per GPU (estimate; {shape.params / 1e9:.1f}B parameters from {source}; assumptions in "
+        f"recipes/README.md): peak {result.peak_gib:.1f} of {gpu_gib:g} GiB; vLLM KV cache {result.vllm_kv_gib:.1f} GiB "
+        f"= {result.concurrent_sequences} full-length sequences for {result.rollouts_per_engine} rollouts per engine\n"
+        + result.table()
+    )
+    report.errors.extend(f"memory: {problem}" for problem in result.problems)
+
+
 def check_plugin(report: Report) -> None:
     """verl must register the radvlm manager on ``import verl`` in a fresh process (as Ray workers do)."""
     from radvlm_verl.doctor import run_probe
@@ -421,7 +518,8 @@ def check_cluster(cfg, report: Report) -> None:
 
 
 def run_preflight(
-    config_name: str, overrides: Sequence[str] = (), *, plugin: bool = True, cluster: bool = True
+    config_name: str, overrides: Sequence[str] = (), *, plugin: bool = True, cluster: bool = True,
+    gpu_gib: float | None = None,
 ) -> Report:
     """Every check for ``config_name`` composed with ``overrides``; never raises for bad input."""
     from omegaconf import OmegaConf
@@ -449,6 +547,7 @@ def run_preflight(
         check_reward_kwargs(cfg, report)
         if not unset:
             check_verl_validation(cfg, report)
+            check_memory(cfg, report, gpu_gib if gpu_gib is not None else gpu_memory_gib())
         if plugin:
             check_plugin(report)
         if cluster and "trainer.nnodes" not in unset:
@@ -466,9 +565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the fresh-interpreter plugin probe (about 5 s)")
     parser.add_argument("--no-cluster-check", dest="cluster", action="store_false",
                         help="do not connect to RAY_ADDRESS")
+    parser.add_argument("--gpu-memory-gib", type=float, default=None,
+                        help="GPU size for the memory estimate (default: $GPU_MEMORY_GIB, this machine's GPU, or 80)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, exactly as passed to verl")
     args = parser.parse_args(argv)
-    report = run_preflight(args.config_name, args.overrides, plugin=args.plugin, cluster=args.cluster)
+    report = run_preflight(args.config_name, args.overrides, plugin=args.plugin, cluster=args.cluster,
+                           gpu_gib=args.gpu_memory_gib)
     print(report.format(), file=sys.stderr if not report.ok else sys.stdout)
     return 0 if report.ok else 2
 

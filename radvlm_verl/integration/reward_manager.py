@@ -7,8 +7,14 @@ What it adds over verl's ``naive`` manager:
   ``+reward.reward_kwargs.*``;
 - every component of the result goes into ``reward_extra_info`` (validation logs one metric per
   component), and a run that mixes report and grounding samples gets one key set for all samples
-  (keys of the other task are NaN), because verl indexes every sample with sample 0's keys;
+  (keys of the other task are NaN), because verl indexes every sample with sample 0's keys. This
+  holds whenever the function is ours, also when it comes through
+  ``reward.custom_reward_function`` (verl wraps it in a ``functools.partial``): every radvlm-verl
+  reward function carries a ``result_keys`` attribute, found by :func:`reward_function_keys`;
 - a non-finite or missing ``score`` is an error naming the sample, never a silent default;
+- an exception of the reward function is recorded in the run's failure ledger
+  (:mod:`radvlm_verl.integration.failures`) and re-raised, so the sampler can stop the run with it
+  (under verl's V1 trainer the exception itself only reaches the agent-loop worker's log);
 - with the ``scorer_service`` reward kwarg enabled, the scorer service is started (or found) and
   probed when the manager is built, so a missing resource or weight fails before the first rollout
   (:func:`radvlm_verl.service.ensure_ready`).
@@ -16,8 +22,10 @@ What it adds over verl's ``naive`` manager:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from verl import DataProto
@@ -26,9 +34,35 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.utils.reward_score import default_compute_score
 
 from radvlm_verl import rewards
+from radvlm_verl.integration.failures import describe, record_failure
 from radvlm_verl.service.config import to_plain
 
 MANAGER_NAME = "radvlm"
+
+
+def reward_function_keys(fn: Callable) -> list[str] | None:
+    """The result keys of ``fn`` when it is a radvlm-verl reward function, however it is wrapped.
+
+    Looks through ``functools.partial`` layers (verl's ``get_custom_reward_fn`` returns
+    ``partial(_call_with_kwargs, raw_fn, reward_kwargs)``) for a callable with a ``result_keys``
+    attribute and calls it with the reward kwargs found on the way; None for anyone else's function.
+    """
+    kwargs: dict[str, Any] = {}
+    pending: list[Any] = [fn]
+    while pending:
+        candidate = pending.pop(0)
+        if isinstance(candidate, functools.partial):
+            kwargs.update(candidate.keywords)
+            for arg in candidate.args:
+                if isinstance(arg, Mapping):
+                    kwargs.update(arg)
+            pending.extend([candidate.func, *candidate.args])
+            continue
+        keys_of = getattr(candidate, "result_keys", None)
+        if callable(candidate) and callable(keys_of):
+            plain = {str(k): to_plain(v) for k, v in kwargs.items()}
+            return keys_of(**plain)
+    return None
 
 
 @register(MANAGER_NAME)
@@ -53,11 +87,10 @@ class RadVLMRewardManager(RewardManagerBase):
             reward_kwargs = reward_cfg.get("reward_kwargs", None) if reward_cfg is not None else None
             self.reward_kwargs = {str(k): to_plain(v) for k, v in dict(to_plain(reward_kwargs) or {}).items()}
             self.compute_score = rewards.compute_score
-            # One key set across tasks: keys come from the reward functions themselves.
-            self.key_schema = rewards.result_keys(**self.reward_kwargs)
         else:
             self.reward_kwargs = {}
-            self.key_schema = None
+        # One key set across tasks: keys come from the reward functions themselves (None: not ours).
+        self.key_schema = reward_function_keys(functools.partial(self.compute_score, **self.reward_kwargs))
         self.is_async = inspect.iscoroutinefunction(self.compute_score)
         self.service_ready = self._ensure_service_ready(config)
 
@@ -100,10 +133,14 @@ class RadVLMRewardManager(RewardManagerBase):
             kwargs["reward_router_address"] = self.reward_router_address
             kwargs["reward_model_tokenizer"] = self.reward_model_tokenizer
         call = dict(data_source=data_source, solution_str=response, ground_truth=ground_truth, extra_info=extra_info)
-        if self.is_async:
-            result = await self.compute_score(**call, **kwargs)
-        else:
-            result = await self.loop.run_in_executor(None, lambda: self.compute_score(**call, **kwargs))
+        try:
+            if self.is_async:
+                result = await self.compute_score(**call, **kwargs)
+            else:
+                result = await self.loop.run_in_executor(None, lambda: self.compute_score(**call, **kwargs))
+        except Exception as exc:
+            await record_failure(describe(exc, extra_info.get("id"), data_source))
+            raise
 
         if isinstance(result, dict):
             if "score" not in result:

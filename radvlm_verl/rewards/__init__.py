@@ -134,3 +134,8 @@ def result_keys(**kwargs: Any) -> list[str]:
             if key not in keys:
                 keys.append(key)
     return keys
+
+
+# How the radvlm reward manager finds the key set of this function, also when verl has wrapped it
+# (radvlm_verl.integration.reward_manager.reward_function_keys).
+compute_score.result_keys = result_keys

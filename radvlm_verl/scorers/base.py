@@ -34,6 +34,26 @@ class PairScorer(Protocol):
     def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]: ...
 
 
+def default_device() -> str:
+    """Where a scorer runs when its config names no device: a GPU only if this process owns one.
+
+    Inside a Ray actor that decides by the GPUs Ray assigned to it (``ray.get_gpu_ids()``): verl's
+    reward workers ask for none, and Ray leaves ``CUDA_VISIBLE_DEVICES`` unset for them, so
+    ``torch.cuda`` would see every GPU and put each worker's models on GPU 0, next to vLLM and an
+    FSDP rank. Scorer-service replicas with ``num_gpus`` get their own GPU this way. Outside Ray
+    (a script, ``radvlm-verl evaluate``, the Ray driver) it is CUDA when available. Pass
+    ``device="cuda"`` (reward kwarg ``report_device``) to put in-process scorers on a GPU anyway.
+    """
+    import sys
+
+    import torch
+
+    ray = sys.modules.get("ray")  # never import Ray just to ask
+    if ray is not None and ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 # name -> factory(**config) -> PairScorer. Model-based scorer modules register here on import.
 SCORER_FACTORIES: dict[str, Callable[..., PairScorer]] = {}
 

@@ -26,7 +26,7 @@ import os
 import threading
 from pathlib import Path
 
-from radvlm_verl.scorers.base import ScorerError, register_scorer
+from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -83,7 +83,6 @@ class BERTScoreScorer(BatchedPairScorer):
             raise ValueError(f"unknown BERTScore config {config!r}; expected one of {sorted(BERTSCORE_PRESETS)}")
         artifact, model_name, default_layer = BERTSCORE_PRESETS[config]
         model_dir = resolve_weight(artifact, path=model, weights_dir=weights_dir)
-        import torch
         from bert_score import BERTScorer
 
         baseline_path = None
@@ -91,7 +90,7 @@ class BERTScoreScorer(BatchedPairScorer):
             baseline_path = Path(baseline) if baseline is not None else packaged_baseline(model_name)
             if not baseline_path.is_file():
                 raise ScorerError(f"BERTScore baseline file {str(baseline_path)!r} does not exist")
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or default_device()
         try:
             self._scorer = BERTScorer(
                 model_type=str(model_dir),

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from radvlm_verl.metrics.chexbert_f1 import binary_labels, chexbert_pair_f1, cosine_similarity
-from radvlm_verl.scorers.base import ScorerError, register_scorer
+from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -87,7 +87,7 @@ class CheXbertScorer(BatchedPairScorer):
         checkpoint: path of ``chexbert.pth`` (default: resolved by :mod:`radvlm_verl.scorers.weights`).
         encoder: directory (or cached hub id) with the ``bert-base-uncased`` tokenizer and config.
         weights_dir: project weights directory.
-        device: torch device; default cuda when available.
+        device: torch device; default :func:`~radvlm_verl.scorers.base.default_device`.
         batch_size: reports per forward pass.
         zero_division: ``chexbert_label_f1`` when neither side has a positive label.
         cache_size, batch_window_s, max_batch: caching and micro-batching.
@@ -129,7 +129,7 @@ class CheXbertScorer(BatchedPairScorer):
             model.load_state_dict(state, strict=False)  # only non-persistent position_ids may differ
         except RuntimeError as error:
             raise ScorerError(f"{str(checkpoint_path)!r}: shape mismatch with {str(encoder_dir)!r}: {error}") from error
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self.batch_size = int(batch_size)
         self.zero_division = float(zero_division)

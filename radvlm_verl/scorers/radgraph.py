@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_levels
-from radvlm_verl.scorers.base import ScorerError, register_scorer
+from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -85,7 +85,7 @@ class RadGraphScorer(BatchedPairScorer):
         model_cache_dir: directory holding ``<model_type>/`` (extracted archive); default: resolved
             by :mod:`radvlm_verl.scorers.weights` (``<weights_dir>/radgraph`` or radgraph's cache).
         weights_dir: the project weights directory (see :mod:`radvlm_verl.scorers.weights`).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default cuda when available.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default :func:`~radvlm_verl.scorers.base.default_device`.
         cache_size: graphs kept per text (LRU).
         batch_window_s, max_batch: micro-batching (see :class:`MicroBatcher`).
     """
@@ -124,9 +124,7 @@ class RadGraphScorer(BatchedPairScorer):
                 f"the radgraph package is not importable ({error}); install it with "
                 "`pip install --no-deps radgraph==0.1.18 dotmap jsonpickle appdirs h5py`"
             ) from error
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
+        dev = torch.device(device or default_device())
         cuda = -1 if dev.type == "cpu" else (dev.index or 0)
         with contextlib.redirect_stdout(io.StringIO()):  # radgraph prints the device on construction
             self.model = RadGraph(model_type=model_type, model_cache_dir=str(cache_root), cuda=cuda)
