@@ -1,7 +1,8 @@
 """One GRPO step's data path on CPU through verl 0.9.1's own objects, with a scripted rollout server.
 
-converted parquet (PadChest-GR layout: report and grounding rows; file paths without thinking,
-embedded bytes with native thinking) -> verl's ``RLHFDataset`` -> the trainer's gen batch
+converted parquet (PadChest-GR layout: report and grounding rows; file paths, no thinking, RadVLM
+boxes for the ``radvlm`` policy; embedded bytes, native thinking, Qwen boxes for
+``qwen3vl_8b_thinking``) -> verl's ``RLHFDataset`` -> the trainer's gen batch
 (``RayPPOTrainer._get_gen_batch``, interleaved repeat) -> verl's ``AgentLoopWorker`` running
 ``single_turn_agent`` with a real Qwen2.5-VL or Qwen3-VL processor -> verl's ``LLMServerClient``
 -> :class:`ScriptedRolloutServer` (instead of vLLM and its load balancer) -> verl's
@@ -13,8 +14,9 @@ trainer's TransferQueue. ``AgentLoopWorkerTQ`` (V1) subclasses ``AgentLoopWorker
 same ``_run_agent_loop`` and ``_compute_score``; only the batching after them differs.
 
 To keep the wall time small, actors are few and shared: one scripted server, one
-``RewardLoopWorker`` per way of loading our reward, and the ``AgentLoopWorker`` runs in this
-process (``AgentLoopManager`` would wrap it in a Ray actor, which costs a verl import per family).
+``RewardLoopWorker`` per recipe (policy x way of loading our reward), all started together, and
+the ``AgentLoopWorker`` runs in this process (``AgentLoopManager`` would wrap it in a Ray actor,
+which costs a verl import per family).
 """
 
 from __future__ import annotations
@@ -44,6 +46,16 @@ REWARD_LOADING = {
                         "reward.custom_reward_function.path=pkg://radvlm_verl.rewards",
                         "reward.custom_reward_function.name=compute_score",
                         *(f"+reward.custom_reward_function.reward_kwargs.{k}={v}" for k, v in REWARD_KWARGS.items())],
+}
+
+# Each converted variant with the policy whose recipe it is converted for (box format and thinking
+# flag as the preflight requires).
+VARIANTS = {
+    # RadVLM-style data, the first study only
+    "plain": {"policy": "radvlm",
+              "convert": dict(embed_images=False, thinking="off", box_format="radvlm_norm01", limit=1)},
+    "thinking": {"policy": "qwen3vl_8b_thinking",
+                 "convert": dict(embed_images=True, thinking="native", box_format="qwen_rel1000", box_hint=True)},
 }
 
 # Two studies; each gives one phrase-grounding row and one report row.
@@ -134,14 +146,9 @@ def convert_padchest(root: Path, studies, **options) -> Path:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """{"plain": parquet path, "thinking": parquet path}, written by the PadChest-GR converter."""
-    variants = {
-        # RadVLM-style data: the first study only.
-        "plain": dict(embed_images=False, thinking="off", box_format="radvlm_norm01", limit=1),
-        "thinking": dict(embed_images=True, thinking="native", box_format="qwen_rel1000"),
-    }
-    files = {name: convert_padchest(tmp_path_factory.mktemp(name), STUDIES, **options)
-             for name, options in variants.items()}
+    """{variant: parquet path}, written by the PadChest-GR converter."""
+    files = {name: convert_padchest(tmp_path_factory.mktemp(name), STUDIES, **variant["convert"])
+             for name, variant in VARIANTS.items()}
     # each variant is what its name says: image paths vs embedded bytes, thinking flag
     for name, path in files.items():
         rows = pd.read_parquet(path).to_dict("records")
@@ -168,7 +175,7 @@ def model_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def actors(ray_cluster, model_dirs):
-    """The scripted server and one RewardLoopWorker per way of loading the reward, started together.
+    """The scripted server and a RewardLoopWorker per (variant, loading) of CASES, started together.
 
     The workers are verl's ``RewardLoopWorker`` created as ``RewardLoopManager._init_reward_loop_workers``
     creates them (``ray.remote(RewardLoopWorker)``, the whole trainer config), without the manager:
@@ -181,9 +188,11 @@ def actors(ray_cluster, model_dirs):
 
     tokenizer_dir = str(model_dirs["qwen3_vl"])
     server = ray.remote(ScriptedRolloutServer).remote(tokenizer_dir)
+    # the reward side reads only the tokenizer (the same for both families) and reward.*
+    recipes = sorted({case.values[1:] for case in CASES})  # (variant, loading)
     reward_workers = {
-        loading: ray.remote(RewardLoopWorker).remote(compose(model_dirs["qwen3_vl"], 16, overrides), None)
-        for loading, overrides in REWARD_LOADING.items()
+        recipe: ray.remote(RewardLoopWorker).remote(compose(model_dirs["qwen3_vl"], 16, *recipe), None)
+        for recipe in recipes
     }
     all_actors = [server, *reward_workers.values()]
     ray.get([actor.__ray_ready__.remote() for actor in all_actors])
@@ -195,11 +204,13 @@ def actors(ray_cluster, model_dirs):
 # --- the pipeline ----------------------------------------------------------------------------
 
 
-def compose(model_dir: Path, patch_size: int, overrides=()):
+def compose(model_dir: Path, patch_size: int, variant: str, loading: str = "radvlm_manager"):
+    """The ``grpo`` recipe with the variant's policy, our reward loaded as ``loading``, on tiny sizes."""
     from radvlm_verl.integration.reward_loop import compose_config
 
     return compose_config("grpo", [
         "task=report_gleu",
+        f"policy={VARIANTS[variant]['policy']}",
         f"actor_rollout_ref.model.path={model_dir}",
         "data.train_files=unused", "data.val_files=unused",
         f"data.image_patch_size={patch_size}",
@@ -207,8 +218,17 @@ def compose(model_dir: Path, patch_size: int, overrides=()):
         f"actor_rollout_ref.rollout.n={GROUP_SIZE}",
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
-        *overrides,
+        *REWARD_LOADING[loading],
     ])
+
+
+def effective_reward_kwargs(config, loading: str) -> dict:
+    """The reward kwargs the run scores with: the manager's, or those verl binds to the function."""
+    from omegaconf import OmegaConf
+
+    reward = config.reward
+    node = reward.reward_kwargs if loading == "radvlm_manager" else reward.custom_reward_function.reward_kwargs
+    return OmegaConf.to_container(node, resolve=True)
 
 
 def make_dataset(config, path: Path, tmp_path: Path):
@@ -311,18 +331,14 @@ def decoded_responses(batch, tokenizer) -> list[str]:
 # --- the checks ------------------------------------------------------------------------------
 
 CASES = [
-    pytest.param("qwen2_5_vl", "radvlm_manager", id="qwen2_5_vl-radvlm_manager"),
-    pytest.param("qwen3_vl", "radvlm_manager", id="qwen3_vl-radvlm_manager"),
-    pytest.param("qwen3_vl", "custom_function", id="qwen3_vl-custom_function", marks=pytest.mark.xfail(
-        strict=True, raises=(KeyError, AssertionError),
-        reason="issue 12 point 7: with our compute_score loaded as reward.custom_reward_function the radvlm "
-               "manager returns each task's own keys; verl's AgentLoopWorker._postprocess indexes every "
-               "sample with sample 0's keys. Remove this mark when the manager unifies keys there too.")),
-]
+    pytest.param(family, variant, "radvlm_manager", id=f"{family}-{variant}-radvlm_manager")
+    for family in ("qwen2_5_vl", "qwen3_vl") for variant in VARIANTS
+] + [pytest.param("qwen3_vl", "thinking", "custom_function", id="qwen3_vl-thinking-custom_function")]
 
 
-@pytest.mark.parametrize(("family", "loading"), CASES)
-def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp_path, monkeypatch, family, loading):
+@pytest.mark.parametrize(("family", "variant", "loading"), CASES)
+def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp_path, monkeypatch, family, variant,
+                                              loading):
     import torch
     from transformers import AutoTokenizer
 
@@ -333,13 +349,22 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
     server, reward_workers = actors
     spec = QWEN_VL_FAMILIES[family]
     model_dir = model_dirs[family]
-    config = compose(model_dir, spec["patch_size"], REWARD_LOADING[loading])
-    batch, scripted, requests = run_step(config, converted, server, reward_workers[loading], tmp_path)
+    config = compose(model_dir, spec["patch_size"], variant, loading)
+    reward_kwargs = effective_reward_kwargs(config, loading)
+    batch, scripted, requests = run_step(config, {variant: converted[variant]}, server,
+                                         reward_workers[(variant, loading)], tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     image_pad = tokenizer.convert_tokens_to_ids("<|image_pad|>")
     merge = spec["merge_size"]
     n = len(batch)
-    assert n == GROUP_SIZE * 6
+    n_rows = len({info["id"] for info in batch.non_tensor_batch["extra_info"]})
+    assert n == GROUP_SIZE * n_rows == GROUP_SIZE * sum(key[0] == variant for key in SCRIPTS)
+    # the data is what the recipe's policy writes (the preflight's rule), or scores would say nothing
+    grounding_formats = {info["box_format"] for info in batch.non_tensor_batch["extra_info"]
+                         if info["task"] == "phrase_grounding"}
+    assert grounding_formats == {VARIANTS[variant]["convert"]["box_format"]}
+    if "grounding_box_format" in reward_kwargs:
+        assert grounding_formats == {reward_kwargs["grounding_box_format"]}
 
     # Image placeholders: one run of grid_thw / merge**2 pad tokens per image, in the prompt the
     # server received and in the training input_ids.
@@ -370,7 +395,7 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
     for i in range(n):
         direct = compute_score(batch.non_tensor_batch["data_source"][i], texts[i],
                                batch.non_tensor_batch["reward_model"][i]["ground_truth"],
-                               batch.non_tensor_batch["extra_info"][i], **REWARD_KWARGS)
+                               batch.non_tensor_batch["extra_info"][i], **reward_kwargs)
         assert scores[i] == pytest.approx(direct["score"], abs=1e-6), (i, texts[i])
     kinds = [scripted[i + 1][0] for i in range(n)]
     for i, kind in enumerate(kinds):
@@ -391,7 +416,7 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
     groups = {}
     for i, uid in enumerate(uids):
         groups.setdefault(uid, []).append(i)
-    assert len(groups) == 6 and all(len(g) == GROUP_SIZE for g in groups.values())
+    assert len(groups) == n_rows and all(len(g) == GROUP_SIZE for g in groups.values())
     n_constant = 0
     for members in groups.values():
         group_scores = torch.tensor([scores[i] for i in members])
@@ -403,7 +428,9 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
             assert torch.any(group_adv != 0)
             best = members[int(group_scores.argmax())]
             assert advantages[best] > 0
-    assert n_constant == 1  # the scripted all-equal group, and only it
+    # the scripted all-equal groups, and only they
+    assert n_constant == sum(len({text for _, text in script}) == 1 for key, script in SCRIPTS.items()
+                             if key[0] == variant)
 
     # One reward_extra_info key set for the whole batch, which mixes report and grounding rows,
     # and each sample's "score" is its reward.
@@ -433,7 +460,7 @@ def test_group_sessions_decode_a_shared_embedded_image(model_dirs, tmp_path, mon
     # a larger image than the pipeline's: its decode takes long enough for the threads to overlap
     path = convert_padchest(tmp_path / "large", [{**STUDIES[0], "size": (640, 512)}], embed_images=True,
                             max_pixels=640 * 512)
-    config = compose(model_dirs["qwen2_5_vl"], 14)
+    config = compose(model_dirs["qwen2_5_vl"], 14, "thinking")
     dataset = make_dataset(config, path, tmp_path)
 
     def decode(raw_prompts):
