@@ -256,8 +256,11 @@ def load_rows(config, files, tmp_path):
     return collate_fn(items)
 
 
-def run_step(config, files, server, reward_worker, tmp_path):
-    """One trainer step up to the advantages; returns (batch, {priority: (kind, text)}, server requests)."""
+def run_step(config, files, server, reward_worker, tmp_path, edit_rows=None):
+    """One trainer step up to the advantages; returns (batch, {priority: (kind, text)}, server requests).
+
+    ``edit_rows(batch)``, if given, may change the loaded rows before the rollout.
+    """
     import ray
     from verl import DataProto
     from verl.experimental.agent_loop import AgentLoopWorker
@@ -268,6 +271,8 @@ def run_step(config, files, server, reward_worker, tmp_path):
 
     batch = DataProto.from_single_dict(load_rows(config, files, tmp_path))
     decode_embedded_images(batch)
+    if edit_rows is not None:
+        edit_rows(batch)
     batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
     scripted = {}  # priority -> (kind, text)
     for position in range(len(batch) * GROUP_SIZE):
@@ -440,6 +445,40 @@ def test_grpo_step_through_verls_rollout_path(actors, converted, model_dirs, tmp
     assert len(key_sets) == 1, [sorted(keys) for keys in key_sets]
     assert set(batch.meta_info["reward_extra_keys"]) == next(iter(key_sets))
     assert [info["score"] for info in per_sample] == pytest.approx(scores, abs=1e-6)
+
+
+def test_a_reward_that_raises_stops_the_agent_loop_and_is_recorded(actors, converted, model_dirs, tmp_path,
+                                                                    monkeypatch):
+    """A reward exception inside verl's rollout path reaches the run's failure ledger with its message.
+
+    Under the V1 trainer the agent loop only logs it and tags the group ``failure``; the recipes'
+    sampler then stops the run quoting the ledger (tests/test_failure_policy.py). Here the legacy
+    ``AgentLoopWorker`` raises it, and the ledger, written by the real ``RewardLoopWorker`` actor,
+    is read back in this driver as the sampler reads it.
+    """
+    from radvlm_verl.integration.failures import recent_failures
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    server, reward_workers = actors
+    config = compose(model_dirs["qwen3_vl"], 16, "plain")
+    broken = {}
+
+    def break_grounding_truth(batch):  # a data error: the grounding reward raises ValueError on it
+        for i, info in enumerate(batch.non_tensor_batch["extra_info"]):
+            if info["task"] == "phrase_grounding":
+                batch.non_tensor_batch["reward_model"][i] = {"style": "rule", "ground_truth": '{"boxes": [[1, 2]]}'}
+                broken["id"] = info["id"]
+
+    count_before, _ = recent_failures()
+    with pytest.raises(ValueError, match="ground truth"):
+        run_step(config, {"plain": converted["plain"]}, server, reward_workers[("plain", "radvlm_manager")], tmp_path,
+                 edit_rows=break_grounding_truth)
+    count, messages = recent_failures()
+    # The first failing session ends the step, so its siblings may or may not have been scored by
+    # now; every failure recorded is the broken row's, with the reward's own message.
+    new = count - count_before
+    assert 1 <= new <= GROUP_SIZE
+    assert all(broken["id"] in m and "ValueError" in m and "ground truth" in m for m in messages[-new:]), messages
 
 
 @pytest.mark.xfail(strict=True, raises=(AssertionError, OSError, SyntaxError, ValueError), reason=(
