@@ -30,7 +30,7 @@ _PROBE = textwrap.dedent(
     report["plugin_error"] = None
     if "radvlm" not in report["managers"]:
         try:
-            importlib.import_module("radvlm_verl.integration.plugin")
+            importlib.import_module("radvlm_verl.integration.reward_manager")  # what the plugin registers
         except Exception:
             report["plugin_error"] = traceback.format_exc()
     versions = {}

@@ -65,3 +65,37 @@ def test_doctor_fails_when_verl_skips_plugins():
                           timeout=300, env=env)
     assert proc.returncode == 1
     assert "[FAIL]" in proc.stdout and "VERL_USE_EXTERNAL_PLUGINS" in proc.stdout
+
+
+def test_plugin_defers_the_reward_loop_import_until_verl_needs_it():
+    """`import verl` (every verl process) loads no reward-loop code for us; the first registry lookup does."""
+    probe = (
+        "import sys, verl\n"
+        "heavy = [m for m in ('verl.experimental.reward_loop.reward_manager', 'radvlm_verl.integration.reward_manager')"
+        " if m in sys.modules]\n"
+        "assert 'radvlm_verl.integration.plugin' in sys.modules and not heavy, heavy\n"
+        "from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls\n"
+        "print(get_reward_manager_cls('radvlm').__name__)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "RadVLMRewardManager"
+
+
+def test_a_failing_registration_is_a_warning_not_a_broken_verl():
+    """A broken manager module must not break verl's own import; the warning names the cause."""
+    probe = (
+        "import sys, logging\n"
+        "logging.basicConfig()\n"
+        "import radvlm_verl.integration.plugin as plugin\n"
+        "plugin.MANAGER_MODULE = 'radvlm_verl.no_such_manager_module'\n"
+        "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
+        "print('radvlm' in REWARD_MANAGER)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert "could not register its reward manager 'radvlm'" in proc.stderr
+    assert "No module named 'radvlm_verl.no_such_manager_module'" in proc.stderr

@@ -130,3 +130,17 @@ def test_bad_option_is_named(bad):
     with pytest.raises(ValueError, match="trainer.v1.sampler.sampler_kwargs.max_failed_fraction"):
         parse_max_failed_fraction({"max_failed_fraction": bad})
     assert parse_max_failed_fraction({}) == 0.0 and parse_max_failed_fraction(None) == 0.0
+
+
+def test_verl_builds_our_sampler_from_the_recipe():
+    """verl's own _build_replay_buffer, on the composed recipe, loads FailFastReplayBuffer with its option."""
+    from types import SimpleNamespace
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    config = compose_config("grpo", ["data.train_files=x", "data.val_files=x",
+                                     "trainer.v1.sampler.sampler_kwargs.max_failed_fraction=0.1"])
+    trainer = SimpleNamespace(config=config, trainer_mode=config.trainer.v1.trainer_mode,
+                              _add_prompts_to_generate=lambda n: None)
+    rb = PPOTrainer._build_replay_buffer(trainer)
+    assert isinstance(rb, FailFastReplayBuffer) and rb.max_failed_fraction == 0.1

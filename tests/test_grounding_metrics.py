@@ -10,8 +10,10 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from radvlm_verl.metrics.grounding import (
+    COCO_STATS,
     GroundingSample,
     coco_map,
+    coco_stats,
     radvlm_map,
     radvlm_sample_ap,
     sample_from_rollout,
@@ -90,6 +92,41 @@ def test_radvlm_map_means_over_samples():
     assert out["n_samples"] == 3.0
 
 
+def _radvlm_avg_iou(samples):
+    """RadVLM's evaluate_boxes avg_iou, written from its loop: one running sum over every pair of the set."""
+    total, count = 0.0, 0
+    for s in samples:
+        if len(s.pred_boxes) == 0 or len(s.gt_boxes) == 0:
+            continue
+        for p in s.pred_boxes:
+            for g in s.gt_boxes:
+                inter = max(0.0, min(p[2], g[2]) - max(p[0], g[0])) * max(0.0, min(p[3], g[3]) - max(p[1], g[1]))
+                union = (p[2] - p[0]) * (p[3] - p[1]) + (g[2] - g[0]) * (g[3] - g[1]) - inter
+                total += inter / union
+                count += 1
+    return total / count
+
+
+def test_radvlm_avg_iou_pools_all_pairs_unlike_the_per_sample_mean():
+    # One sample with one good pair, one with a single prediction against four ground-truth boxes.
+    samples = [
+        GroundingSample(0, [A], [A]),
+        GroundingSample(1, [[0.1, 0.1, 0.3, 0.3]], [A, B, C, [0.1, 0.1, 0.3, 0.35]]),
+        GroundingSample(2, [], [B]),  # no prediction: in neither mean
+    ]
+    out = radvlm_map(samples)
+    assert out["avg_iou"] == pytest.approx(_radvlm_avg_iou(samples), abs=1e-12)
+    per_sample = [1.0, float(np.mean([4 / 9, 0.0, 0.0, 0.04 / 0.05]))]
+    assert out["mean_pairwise_iou"] == pytest.approx(np.mean(per_sample), abs=1e-12)
+    assert abs(out["avg_iou"] - out["mean_pairwise_iou"]) > 0.1
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        randomised = _random_samples(rng, int(rng.integers(1, 30)), tie_scores=True, n_labels=1)
+        if any(len(s.pred_boxes) and len(s.gt_boxes) for s in randomised):
+            assert radvlm_map(randomised)["avg_iou"] == pytest.approx(_radvlm_avg_iou(randomised), abs=1e-12)
+    assert radvlm_map([GroundingSample(0, [], [A])])["avg_iou"] == 0.0
+
+
 # --- COCO mAP ------------------------------------------------------------------------------------
 
 
@@ -128,6 +165,64 @@ def test_native_coco_map_equals_pycocotools(seed, by_label, tie_scores):
         assert ours[key] == pytest.approx(theirs[key], abs=1e-9), key
 
 
+def _varied_coco_samples(rng, n_labels):
+    """Images with 0 to 150 boxes (beyond the 100-detection limit), tiny to large in pixels, some
+    empty, repeated and tied scores, several labels."""
+    labels = [f"finding{k}" for k in range(n_labels)]
+    samples = []
+    for i in range(int(rng.integers(3, 30))):
+        kind = rng.choice(["empty", "few", "many", "tiny"], p=[0.15, 0.5, 0.15, 0.2])
+        n_gt = 0 if kind == "empty" else int(rng.integers(0, 6 if kind != "many" else 40))
+        n_fp = 0 if kind == "empty" else int(rng.integers(0, 4 if kind != "many" else 120))
+        side = rng.uniform(0.0005, 0.02, (n_gt, 2)) if kind == "tiny" else rng.uniform(0.005, 0.4, (n_gt, 2))
+        xy = rng.uniform(0, 0.55, (n_gt, 2))
+        gt = np.hstack([xy, xy + side])
+        near = np.clip(gt + rng.normal(0, 0.3 * side.mean() if n_gt else 0, gt.shape), 0, 1)
+        dup = gt[rng.integers(0, n_gt, int(rng.integers(0, 3)))] if n_gt else np.zeros((0, 4))
+        xy = rng.uniform(0, 0.55, (n_fp, 2))
+        pred = np.vstack([near, dup, np.hstack([xy, xy + rng.uniform(0.001, 0.4, (n_fp, 2))])])
+        pred = pred[rng.permutation(len(pred))]
+        samples.append(GroundingSample(
+            image_id=f"img-{i}", pred_boxes=pred, gt_boxes=gt,
+            image_size=None if rng.uniform() < 0.1 else (float(rng.integers(200, 3000)), float(rng.integers(200, 3000))),
+            pred_labels=[str(rng.choice(labels)) for _ in range(len(pred))],
+            gt_labels=[str(rng.choice(labels)) for _ in range(len(gt))],
+            pred_scores=None if rng.uniform() < 0.3 else rng.choice([0.2, 0.5, 0.5, 0.8, 1.0], len(pred)),
+        ))
+    return samples
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_native_coco_stats_equal_pycocotools_summarize(seed):
+    rng = np.random.default_rng(100 + seed)
+    samples = _varied_coco_samples(rng, n_labels=int(rng.integers(1, 5)))
+    by_label = bool(seed % 2)
+    ours = coco_stats(samples, by_label=by_label, backend="native")
+    theirs = coco_stats(samples, by_label=by_label, backend="pycocotools")
+    assert list(ours) == list(theirs) == [name for name, *_ in COCO_STATS]
+    for key in ours:
+        assert ours[key] == pytest.approx(theirs[key], abs=1e-9), key
+    assert {k: ours[k] for k in ("coco_map", "coco_map_50", "coco_map_75")} == pytest.approx(
+        coco_map(samples, by_label=by_label, backend="native"), abs=1e-12
+    )
+
+
+def test_coco_stats_area_ranges_and_detection_limits_matter():
+    # 3 correct boxes, found in order of their score: AR@1 = 1/3; sizes in all three area ranges.
+    size = (1000.0, 1000.0)
+    gt = [[0.0, 0.0, 0.02, 0.02], [0.1, 0.1, 0.16, 0.16], [0.3, 0.3, 0.5, 0.5]]  # 400, 3600, 40000 px²
+    sample = GroundingSample(0, gt[::-1], gt, image_size=size, pred_scores=[0.9, 0.8, 0.7])
+    for backend in ("native", "pycocotools"):
+        stats = coco_stats([sample], backend=backend)
+        assert stats["coco_mar_1"] == pytest.approx(1 / 3) and stats["coco_mar_10"] == 1.0
+        for area in ("small", "medium", "large"):
+            assert stats[f"coco_map_{area}"] == pytest.approx(1.0) and stats[f"coco_mar_{area}"] == pytest.approx(1.0)
+        no_large = coco_stats([GroundingSample(0, gt[:2], gt[:2], image_size=size)], backend=backend)
+        assert no_large["coco_map_large"] == -1.0 and no_large["coco_mar_large"] == -1.0  # undefined
+        empty = coco_stats([GroundingSample(0, [], gt, image_size=size)], backend=backend)
+        assert empty["coco_map"] == 0.0 and empty["coco_mar_100"] == 0.0
+
+
 def test_coco_map_agrees_with_a_direct_pycocotools_run_on_the_exported_json(tmp_path):
     samples = _random_samples(np.random.default_rng(9), 40, tie_scores=False, n_labels=2)
     write_coco_json(samples, tmp_path / "gt.json", tmp_path / "dt.json", by_label=True)
@@ -142,6 +237,8 @@ def test_coco_map_agrees_with_a_direct_pycocotools_run_on_the_exported_json(tmp_
     assert ours["coco_map"] == pytest.approx(ev.stats[0], abs=1e-9)
     assert ours["coco_map_50"] == pytest.approx(ev.stats[1], abs=1e-9)
     assert ours["coco_map_75"] == pytest.approx(ev.stats[2], abs=1e-9)
+    stats = coco_stats(samples, by_label=True, backend="native")
+    np.testing.assert_allclose(list(stats.values()), ev.stats, rtol=0, atol=1e-9)
 
 
 def test_coco_map_tie_order_follows_output_order():

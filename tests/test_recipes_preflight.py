@@ -296,3 +296,24 @@ def test_plugin_check_fails_when_verl_skips_plugins(data, monkeypatch):
     monkeypatch.setenv("VERL_USE_EXTERNAL_PLUGINS", "none")
     report = run_preflight("grpo", files(data["report"]), plugin=True, cluster=False)
     assert len(report.errors) == 1 and report.errors[0].startswith("verl does not load the radvlm-verl plugin")
+
+
+def test_scorer_service_needs_gpus_that_training_leaves():
+    spare_gpu = {"enabled": True, "replicas": 4, "num_gpus": 0.25}
+    assert cluster_problems(_cfg(1, 8, spare_gpu), [{"GPU": 9.0}]) == []
+    assert cluster_problems(_cfg(1, 8, spare_gpu), [{"GPU": 8.0}]) == [
+        "reward.reward_kwargs.scorer_service asks for 4 x 0.25 GPU, but training takes 8 of the cluster's 8 GPUs, "
+        "leaving 0; its replicas would wait forever for a GPU (use fewer training GPUs, a reward node, or "
+        "scorer_service.num_gpus=0)"]
+    assert cluster_problems(_cfg(1, 8, {**spare_gpu, "num_gpus": 0}), [{"GPU": 8.0}]) == []
+
+
+def test_one_gpu_node_is_checked_without_ray_address(data, monkeypatch):
+    import torch
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setenv("GPU_MEMORY_GIB", "80")  # the faked CUDA has no device properties to read
+    report = run_preflight("grpo", ["reward_service=spare_gpu", *files(data["report"])], plugin=False, cluster=True)
+    assert [e for e in report.errors if "its replicas would wait forever for a GPU" in e]

@@ -93,6 +93,29 @@ def test_weighted_combination_and_config_errors(kw):
     assert all(0.0 <= v <= 1.0 for v in levels.values())
 
 
+def test_radcliq_radgraph_option_chooses_the_model_and_rejects_others(kw):
+    from radvlm_verl.scorers.base import ScorerError
+
+    with pytest.raises(ValueError, match=r"report_radcliq_radgraph='radgraph-v2'; expected 'radgraph-xl'.*'radgraph'"):
+        score(HYP, "radcliq", kw, report_radcliq_radgraph="radgraph-v2")
+    with pytest.raises(ValueError, match="report_radcliq_radgraph"):
+        score(HYP, "radcliq", kw, report_radcliq_radgraph="modern-radgraph-xl")  # a RadGraph model, not offered
+    assert score(HYP, "radcliq", kw, report_radcliq_radgraph="radgraph-xl") == score(HYP, "radcliq", kw)  # the default
+    # Only RadGraph-XL is laid out here: choosing v1 reaches the scorer, which names the missing model,
+    # while the radgraph reward keeps its own report_radgraph_model_type.
+    with pytest.raises(ScorerError, match=r"radgraph/radgraph' lacks"):
+        score(HYP, "radcliq", kw, report_radcliq_radgraph="radgraph")
+    assert score(HYP, "radgraph", kw, report_radcliq_radgraph="radgraph")["score"] == score(HYP, "radgraph", kw)["score"]
+
+
+def test_model_text_is_cut_before_lowercasing_as_the_reference_server():
+    from radvlm_verl.rewards.report import make_options, prepare_model_text
+
+    text = "İ" + "Effusion" * 3  # "İ".lower() is two characters
+    assert prepare_model_text(text, make_options({"max_model_chars": 5})) == text[:5].lower() == "i̇effu"
+    assert prepare_model_text(text, make_options({"max_model_chars": 5, "lowercase": False})) == text[:5]
+
+
 def test_missing_weights_is_a_clear_error(tmp_path, monkeypatch):
     from radvlm_verl.scorers.weights import MissingWeightsError
 

@@ -1,5 +1,12 @@
 """CheXbert, BERTScore and RadGraph scorers on tiny random-weight models built here (offline)."""
 
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -81,16 +88,18 @@ def test_chexbert_strict_loading(weights, tmp_path):
 
 
 def test_bertscore_tiny_model_matches_bert_score_directly(weights):
+    # The WordPiece model: there bert_score tokenizes alike on transformers 4 and 5. The RoBERTa
+    # (radcliq) preset is compared with bert_score on transformers 4 in test_report_parity.py.
     from bert_score import BERTScorer
 
     from radvlm_verl.scorers.bertscore import BERTScoreScorer, packaged_baseline
 
-    scorer = BERTScoreScorer(config="radcliq", weights_dir=weights, num_layers=1, device="cpu")
+    scorer = BERTScoreScorer(config="eval", weights_dir=weights, num_layers=1, device="cpu")
     hyps, refs = [TEXTS[0], TEXTS[1], TEXTS[0]], [TEXTS[0], TEXTS[2], TEXTS[2]]
     ours = [d["bertscore"] for d in scorer.score_pairs(hyps, refs)]
     direct = BERTScorer(
-        model_type=str(weights / "distilroberta-base"), num_layers=1, idf=False, lang="en", device="cpu",
-        rescale_with_baseline=True, baseline_path=str(packaged_baseline("distilroberta-base")),
+        model_type=str(weights / "distilbert-base-uncased"), num_layers=1, idf=False, lang="en", device="cpu",
+        rescale_with_baseline=True, baseline_path=str(packaged_baseline("distilbert-base-uncased")),
     ).score(hyps, refs)[2]
     np.testing.assert_allclose(ours, direct.numpy(), atol=1e-6)
     assert ours[0] == pytest.approx(1.0, abs=1e-5)
@@ -99,6 +108,57 @@ def test_bertscore_tiny_model_matches_bert_score_directly(weights):
     assert scorer.score_pairs([hyps[1]], [refs[1]])[0]["bertscore"] == pytest.approx(ours[1], abs=1e-6)
     with pytest.raises(ValueError, match="config"):
         BERTScoreScorer(config="large", weights_dir=weights)
+
+
+def test_bertscore_roberta_tokenizer_adds_the_leading_space_as_transformers_4(weights):
+    from radvlm_verl.scorers.bertscore import BERTScoreScorer
+    from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
+
+    roberta = bertscore_tokenizer(weights / "distilroberta-base")
+    assert roberta.tokenize("small left effusion")[:3] == ["Ġsmall", "Ġleft", "Ġeffusion"]
+    assert roberta.encode("small", add_special_tokens=False) == roberta.encode(" small", add_special_tokens=False)
+    assert roberta.build_inputs_with_special_tokens([]) == [roberta.cls_token_id, roberta.sep_token_id] == [0, 2]
+    wordpiece = bertscore_tokenizer(weights / "distilbert-base-uncased")
+    assert wordpiece.tokenize("small left effusion") == ["small", "left", "effusion"]
+    scorer = BERTScoreScorer(config="radcliq", weights_dir=weights, device="cpu")
+    assert scorer._scorer._tokenizer.tokenize("small")[0] == "Ġsmall"  # what bert_score encodes with
+
+
+# Runs in a new interpreter: nothing else (radgraph's compatibility layer in particular) is imported.
+_FRESH_PROCESS_BERTSCORE = r"""
+import json, sys
+import transformers.tokenization_utils_base as base
+patched_before = hasattr(base.PreTrainedTokenizerBase, "build_inputs_with_special_tokens")
+from radvlm_verl.scorers.bertscore import BERTScoreScorer
+hyps = ["", " ", "\n\t ", "small left pleural effusion", "", "no acute process"]
+refs = ["small left pleural effusion", "no acute process", "  ", "", "", "no  acute   process"]
+out = {"patched_before": patched_before}
+for config in ("radcliq", "eval"):
+    scorer = BERTScoreScorer(config=config, weights_dir=sys.argv[1], num_layers=2, device="cpu")
+    out[config] = [d["bertscore"] for d in scorer.score_pairs(hyps, refs)]
+out["patched_after"] = hasattr(base.PreTrainedTokenizerBase, "build_inputs_with_special_tokens")
+print(json.dumps(out))
+"""
+
+
+def test_bertscore_scores_empty_and_whitespace_texts_in_a_fresh_process(weights):
+    from radvlm_verl.scorers.bertscore import BERTSCORE_PRESETS, packaged_baseline
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    run = subprocess.run([sys.executable, "-c", _FRESH_PROCESS_BERTSCORE, str(weights)],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-4000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["patched_after"] == out["patched_before"]  # no process-wide patch applied
+    for config in ("radcliq", "eval"):
+        scores = out[config]
+        assert all(math.isfinite(x) for x in scores)
+        # an empty side has raw F1 0 in bert_score, rescaled with the baseline F of layer 2
+        with open(packaged_baseline(BERTSCORE_PRESETS[config].model_name), newline="") as handle:
+            baseline_f = float(list(csv.DictReader(handle))[2]["F"])
+        assert scores[:5] == pytest.approx([(0 - baseline_f) / (1 - baseline_f)] * 5, abs=1e-6), config
+        # runs of spaces: WordPiece ignores them, the radcliq preset collapses them (CXR-Report-Metric)
+        assert scores[5] == pytest.approx(1.0, abs=1e-5), config
 
 
 def test_radgraph_standin_compat_and_guards(weights):

@@ -79,6 +79,8 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
     config = compose_config(
         "grpo_report",
         [
+            # RadVLM's policy: the demo's grounding answers are RadVLM [0, 1] boxes, its box format.
+            "policy=radvlm",
             f"actor_rollout_ref.model.path={tok_dir}",
             "reward.num_workers=1",
             f"reward.reward_kwargs.report_reward={report_reward}",

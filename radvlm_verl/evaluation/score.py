@@ -131,7 +131,7 @@ def check_weights(config: ScoreConfig) -> None:
         "bertscore": lambda: opts.bertscore("eval"),
         "chexbert": opts.chexbert,
         "radgraph": opts.radgraph,
-        "radcliq": lambda: (opts.radgraph(), opts.bertscore("radcliq"), opts.chexbert()),
+        "radcliq": lambda: (opts.radgraph(opts.radcliq_radgraph), opts.bertscore("radcliq"), opts.chexbert()),
     }
     for name in config.metrics:
         if name not in loaders:

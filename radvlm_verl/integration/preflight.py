@@ -16,7 +16,8 @@ and checks, collecting every problem before it exits:
 - the estimated memory per GPU (:mod:`radvlm_verl.integration.memory`, from the policy's
   ``config.json``) fits the GPU, and vLLM's KV cache holds one ``max_model_len`` sequence;
 - verl loads the radvlm-verl plugin in a fresh interpreter (as every Ray worker does);
-- with ``RAY_ADDRESS`` set: the cluster has the GPU nodes and the reward-node resources asked for.
+- with ``RAY_ADDRESS`` set: the cluster has the GPU nodes, the reward-node resources and the spare
+  GPUs the scorer service asks for; on one GPU node without it, this node's GPUs are counted.
 
 Exit status 0 when every check passes, 2 otherwise; each problem is printed on a line starting
 ``preflight: error:`` that names the key, file or row concerned.
@@ -477,6 +478,17 @@ def cluster_problems(cfg, nodes: Sequence[Mapping[str, float]]) -> list[str]:
             f"the cluster's nodes have {gpus} GPUs (start Ray on every node, or lower NNODES/GPUS_PER_NODE)"
         )
     service = parse_service_config(reward_kwargs_of(cfg).get("scorer_service"))
+    if service is not None and service.num_gpus > 0:
+        # Training holds its GPUs in placement groups; replicas can only use what is left.
+        spare = sum(n.get("GPU", 0) for n in nodes) - nnodes * per_node
+        wanted = service.replicas * service.num_gpus
+        if spare < wanted:
+            problems.append(
+                f"reward.reward_kwargs.scorer_service asks for {service.replicas} x {service.num_gpus:g} GPU, but "
+                f"training takes {nnodes * per_node} of the cluster's {sum(n.get('GPU', 0) for n in nodes):g} GPUs, "
+                f"leaving {max(spare, 0):g}; its replicas would wait forever for a GPU (use fewer training GPUs, "
+                "a reward node, or scorer_service.num_gpus=0)"
+            )
     if service is not None:
         for name, amount in service.resources:
             total = sum(n.get(name, 0) for n in nodes)
@@ -489,6 +501,16 @@ def cluster_problems(cfg, nodes: Sequence[Mapping[str, float]]) -> list[str]:
     return problems
 
 
+def _local_gpu_count() -> int:
+    """GPUs this machine has (0 without CUDA: a laptop preparing a launch is not checked)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken CUDA install is verl's to report
+        return 0
+
+
 def check_cluster(cfg, report: Report) -> None:
     """Multi-node runs need an existing Ray cluster; with RAY_ADDRESS set, ask it what it has."""
     address = os.environ.get("RAY_ADDRESS")
@@ -498,6 +520,13 @@ def check_cluster(cfg, report: Report) -> None:
                 f"trainer.nnodes={cfg.trainer.nnodes} needs an existing Ray cluster: run `ray start` on every "
                 "node and set RAY_ADDRESS (see recipes/README.md)"
             )
+            return
+        gpus = _local_gpu_count()
+        if gpus:  # on a GPU node verl starts Ray here, with these GPUs
+            try:
+                report.errors.extend(cluster_problems(cfg, [{"GPU": float(gpus)}]))
+            except ValueError:
+                pass  # an invalid scorer_service block: check_reward_kwargs reports it
         return
     import ray
 

@@ -16,6 +16,13 @@ predictions and says which is which:
   ties keep output order (pycocotools sorts stably). ``backend="native"`` computes the same numbers
   with numpy (identical to pycocotools to 1e-9; no pycocotools needed). An evaluation without any
   ground-truth box has no defined mAP: -1, as pycocotools reports.
+- :func:`coco_stats`: all 12 numbers of ``COCOeval.summarize()`` (AP at the three IoU settings and
+  the three area ranges, AR at 1/10/100 detections and the three area ranges), either backend.
+  Areas are in pixels of the original image (of a 1 x 1 image when its size is unknown, where
+  every box is "small").
+- :func:`radvlm_map` also reports RadVLM's ``avg_iou`` (every (prediction, ground truth) IoU of the
+  set pooled into one mean) next to ``mean_pairwise_iou`` (the same mean taken per sample, then
+  averaged over samples); the two differ when samples have different numbers of boxes.
 
 Invalid predicted boxes (see :func:`radvlm_verl.boxes.formats.valid_boxes`) count as false
 positives everywhere: they are replaced by a zero-area box at the origin, which overlaps nothing.
@@ -51,6 +58,7 @@ from radvlm_verl.rewards.thinking import extract_answer
 __all__ = [
     "GroundingSample",
     "coco_map",
+    "coco_stats",
     "radvlm_map",
     "radvlm_sample_ap",
     "sample_from_rollout",
@@ -63,6 +71,24 @@ MAX_DETECTIONS = 100  # COCOeval's maxDets used by its AP summaries
 # Exactly COCOeval's threshold grids (same expressions, so the same floats).
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
 COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+# COCOeval's area ranges (pixels²) and detection limits, in its order.
+COCO_AREA_RANGES = {"all": (0**2, 1e5**2), "small": (0**2, 32**2), "medium": (32**2, 96**2), "large": (96**2, 1e5**2)}
+COCO_MAX_DETECTIONS = (1, 10, MAX_DETECTIONS)
+# The 12 numbers of COCOeval.summarize(), in its order: (name, AP or AR, IoU threshold, area, maxDets).
+COCO_STATS = (
+    ("coco_map", "ap", None, "all", 100),
+    ("coco_map_50", "ap", 0.5, "all", 100),
+    ("coco_map_75", "ap", 0.75, "all", 100),
+    ("coco_map_small", "ap", None, "small", 100),
+    ("coco_map_medium", "ap", None, "medium", 100),
+    ("coco_map_large", "ap", None, "large", 100),
+    ("coco_mar_1", "ar", None, "all", 1),
+    ("coco_mar_10", "ar", None, "all", 10),
+    ("coco_mar_100", "ar", None, "all", 100),
+    ("coco_mar_small", "ar", None, "small", 100),
+    ("coco_mar_medium", "ar", None, "medium", 100),
+    ("coco_mar_large", "ar", None, "large", 100),
+)
 
 
 @dataclass
@@ -174,20 +200,27 @@ def radvlm_sample_ap(pred_boxes: Any, gt_boxes: Any, iou_threshold: float = 0.5)
 
 
 def radvlm_map(samples: Iterable[GroundingSample], iou_threshold: float = 0.5) -> dict[str, float]:
-    """Mean per-sample AP (RadVLM's "mAP@0.5") and the mean pairwise IoU.
+    """Mean per-sample AP (RadVLM's "mAP@0.5"), RadVLM's ``avg_iou`` and the per-sample mean pairwise IoU.
 
     Returns:
-        ``{"radvlm_map": mean AP, "mean_pairwise_iou": mean over samples with predictions and
-        ground truth of the mean IoU over all their (prediction, ground truth) pairs,
-        "n_samples": count}``; ``radvlm_map`` is 0 for an empty evaluation.
+        ``{"radvlm_map": mean AP, "avg_iou": RadVLM's avg_iou, the sum of the IoUs of every
+        (prediction, ground truth) pair of the samples having both, divided by the number of such
+        pairs, "mean_pairwise_iou": mean over those samples of each one's mean pairwise IoU,
+        "n_samples": count}``; each is 0 for an evaluation without such a sample (RadVLM then
+        omits ``avg_iou``).
     """
     aps, pair_ious = [], []
+    iou_sum, n_pairs = 0.0, 0
     for s in samples:
         aps.append(radvlm_sample_ap(s.pred_boxes, s.gt_boxes, iou_threshold))
         if len(s.pred_boxes) and len(s.gt_boxes):
-            pair_ious.append(float(iou_matrix(s.pred_boxes, s.gt_boxes).mean()))
+            ious = iou_matrix(s.pred_boxes, s.gt_boxes)
+            pair_ious.append(float(ious.mean()))
+            iou_sum += float(ious.sum())
+            n_pairs += ious.size
     return {
         "radvlm_map": float(np.mean(aps)) if aps else 0.0,
+        "avg_iou": iou_sum / n_pairs if n_pairs else 0.0,
         "mean_pairwise_iou": float(np.mean(pair_ious)) if pair_ious else 0.0,
         "n_samples": float(len(aps)),
     }
@@ -272,50 +305,97 @@ def _coco_iou(dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return out
 
 
-def _native_coco(gt: dict, dets: list[dict]) -> np.ndarray:
-    """COCOeval's precision array ``[T, R, K]`` (area "all", 100 detections; -1 = undefined)."""
+def _match_image(ious: np.ndarray, gt_ignored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's greedy matching of one image and category, for every IoU threshold.
+
+    ``ious`` is ``(n_det, n_gt)`` with detections by descending score and ground truth with the
+    ignored boxes last. Each detection takes the unused ground-truth box of highest IoU >= the
+    threshold (the later box on ties), an ignored box only when no regular one qualifies.
+
+    Returns:
+        ``matched`` and ``matched_ignored`` (the match is an ignored box), both ``(T, n_det)``.
+    """
+    n_t, (n_det, n_gt) = len(COCO_IOU_THRESHOLDS), ious.shape
+    matched = np.zeros((n_t, n_det), dtype=bool)
+    matched_ignored = np.zeros((n_t, n_det), dtype=bool)
+    if n_det == 0 or n_gt == 0:
+        return matched, matched_ignored
+    floor = np.minimum(COCO_IOU_THRESHOLDS, 1 - 1e-10)[:, None]
+    used = np.zeros((n_t, n_gt), dtype=bool)
+    rows = np.arange(n_t)
+    for d in range(n_det):
+        candidates = ~used & (ious[d][None, :] >= floor)
+        regular = candidates & ~gt_ignored
+        pool = np.where(regular.any(axis=1, keepdims=True), regular, candidates & gt_ignored)
+        found = pool.any(axis=1)
+        ranked = np.where(pool, ious[d][None, :], -np.inf)
+        best = n_gt - 1 - np.argmax(ranked[:, ::-1], axis=1)  # last maximum, as COCOeval's loop
+        matched[found, d] = True
+        matched_ignored[found, d] = gt_ignored[best[found]]
+        used[rows[found], best[found]] = True
+    return matched, matched_ignored
+
+
+def _native_cocoeval(
+    gt: dict, dets: list[dict], areas: Sequence[str] = tuple(COCO_AREA_RANGES), max_dets: Sequence[int] = COCO_MAX_DETECTIONS
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's ``evaluate()`` + ``accumulate()`` (bbox, ``iscrowd`` 0) in numpy.
+
+    Returns:
+        ``precision`` ``[T, R, K, A, M]`` and ``recall`` ``[T, K, A, M]`` over ``areas`` (names of
+        :data:`COCO_AREA_RANGES`) and ``max_dets``; -1 where a category has no ground truth.
+    """
     cat_ids = sorted(c["id"] for c in gt["categories"])
     img_ids = sorted(im["id"] for im in gt["images"])
     gts: dict[tuple[int, int], list] = {}
     dts: dict[tuple[int, int], list] = {}
     for a in gt["annotations"]:
-        gts.setdefault((a["image_id"], a["category_id"]), []).append(a["bbox"])
+        gts.setdefault((a["image_id"], a["category_id"]), []).append((a["bbox"], a["area"]))
     for d in dets:
         dts.setdefault((d["image_id"], d["category_id"]), []).append((d["score"], d["bbox"]))
-    n_t, n_r = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS)
-    precision = -np.ones((n_t, n_r, len(cat_ids)))
+    n_t, n_r, n_a, n_m = len(COCO_IOU_THRESHOLDS), len(COCO_RECALL_THRESHOLDS), len(areas), len(max_dets)
+    precision = -np.ones((n_t, n_r, len(cat_ids), n_a, n_m))
+    recall = -np.ones((n_t, len(cat_ids), n_a, n_m))
     for k, cat in enumerate(cat_ids):
-        scores_all, matched_all, n_gt = [], [], 0
+        # per area range: the evaluated images' detection scores, matches, ignores and GT ignores
+        per_area: list[list[tuple]] = [[] for _ in areas]
         for img in img_ids:
-            g = np.array(gts.get((img, cat), []), dtype=np.float64).reshape(-1, 4)
+            g = gts.get((img, cat), [])
             d = dts.get((img, cat), [])
-            if len(g) == 0 and len(d) == 0:
+            if not g and not d:
                 continue
-            order = np.argsort([-s for s, _ in d], kind="mergesort")[:MAX_DETECTIONS]
+            g_boxes = np.array([b for b, _ in g], dtype=np.float64).reshape(-1, 4)
+            g_area = np.array([area for _, area in g], dtype=np.float64)
+            order = np.argsort([-score for score, _ in d], kind="mergesort")[: max(max_dets)]
             d_scores = np.array([d[i][0] for i in order], dtype=np.float64)
             d_boxes = np.array([d[i][1] for i in order], dtype=np.float64).reshape(-1, 4)
-            ious = _coco_iou(d_boxes, g)
-            matched = np.zeros((n_t, len(d_boxes)), dtype=bool)
-            for t, thr in enumerate(COCO_IOU_THRESHOLDS):
-                used = np.zeros(len(g), dtype=bool)
-                for di in range(len(d_boxes)):
-                    best_iou, best = min(thr, 1 - 1e-10), -1
-                    for gi in range(len(g)):
-                        if used[gi] or ious[di, gi] < best_iou:
-                            continue
-                        best_iou, best = ious[di, gi], gi
-                    if best >= 0:
-                        used[best] = True
-                        matched[t, di] = True
-            scores_all.append(d_scores)
-            matched_all.append(matched)
-            n_gt += len(g)
-        if not scores_all or n_gt == 0:
-            continue
-        precision[:, :, k] = precision_at_recall_thresholds(
-            np.concatenate(scores_all), np.concatenate(matched_all, axis=1), n_gt
-        )
-    return precision
+            d_area = d_boxes[:, 2] * d_boxes[:, 3]  # what COCO.loadRes stores for a bbox result
+            ious = _coco_iou(d_boxes, g_boxes)
+            for a, name in enumerate(areas):
+                low, high = COCO_AREA_RANGES[name]
+                g_ignored = (g_area < low) | (g_area > high)
+                g_order = np.argsort(g_ignored, kind="mergesort")  # ignored ground truth last
+                matched, matched_ignored = _match_image(ious[:, g_order], g_ignored[g_order])
+                outside = (d_area < low) | (d_area > high)
+                ignored = matched_ignored | (~matched & outside[None, :])
+                per_area[a].append((d_scores, matched, ignored, int(np.count_nonzero(~g_ignored))))
+        for a in range(n_a):
+            for m, limit in enumerate(max_dets):
+                n_gt = sum(entry[3] for entry in per_area[a])
+                if n_gt == 0:
+                    continue
+                scores = np.concatenate([np.zeros(0)] + [e[0][:limit] for e in per_area[a]])
+                matched = np.concatenate([np.zeros((n_t, 0), bool)] + [e[1][:, :limit] for e in per_area[a]], axis=1)
+                ignored = np.concatenate([np.zeros((n_t, 0), bool)] + [e[2][:, :limit] for e in per_area[a]], axis=1)
+                precision[:, :, k, a, m] = precision_at_recall_thresholds(scores, matched, n_gt, ignored)
+                recall[:, k, a, m] = np.count_nonzero(matched & ~ignored, axis=1) / n_gt
+    return precision, recall
+
+
+def _native_coco(gt: dict, dets: list[dict]) -> np.ndarray:
+    """COCOeval's precision array ``[T, R, K]`` (area "all", 100 detections; -1 = undefined)."""
+    precision, _ = _native_cocoeval(gt, dets, areas=("all",), max_dets=(MAX_DETECTIONS,))
+    return precision[:, :, :, 0, 0]
 
 
 def precision_at_recall_thresholds(
@@ -373,7 +453,7 @@ def _pycocotools_precision(gt: dict, dets: list[dict]) -> np.ndarray:
 
 
 def evaluated_cocoeval(gt: dict, dets: list[dict]):
-    """pycocotools' ``COCOeval`` (bbox) after ``evaluate()`` on COCO dicts from :func:`to_coco` (non-empty ``dets``)."""
+    """pycocotools' ``COCOeval`` (bbox) after ``evaluate()`` on COCO dicts from :func:`to_coco`."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -381,22 +461,48 @@ def evaluated_cocoeval(gt: dict, dets: list[dict]):
         coco_gt = COCO()
         coco_gt.dataset = json.loads(json.dumps(gt))  # a deep copy: pycocotools mutates its inputs
         coco_gt.createIndex()
-        coco_dt = coco_gt.loadRes(json.loads(json.dumps(dets)))
+        if dets:
+            coco_dt = coco_gt.loadRes(json.loads(json.dumps(dets)))
+        else:  # COCO.loadRes rejects an empty list; an empty result set evaluates fine
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": json.loads(json.dumps(gt["images"])), "annotations": [],
+                               "categories": json.loads(json.dumps(gt["categories"]))}
+            coco_dt.createIndex()
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.evaluate()
     return ev
 
 
+def _mean_defined(block: np.ndarray) -> float:
+    """COCOeval.summarize's mean over the defined (> -1) entries; -1 when none is defined."""
+    defined = block[block > -1]
+    return float(np.mean(defined)) if defined.size else -1.0
+
+
+def _iou_index(threshold: float) -> int:
+    return int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, threshold))[0])
+
+
 def coco_summary(precision: np.ndarray) -> dict[str, float]:
     """``coco_map`` (0.5:0.95), ``coco_map_50``, ``coco_map_75`` of a precision array (-1 entries: undefined)."""
+    return {
+        "coco_map": _mean_defined(precision),
+        "coco_map_50": _mean_defined(precision[_iou_index(0.5)]),
+        "coco_map_75": _mean_defined(precision[_iou_index(0.75)]),
+    }
 
-    def mean(block: np.ndarray) -> float:
-        defined = block[block > -1]
-        return float(np.mean(defined)) if defined.size else -1.0
 
-    t50 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.5))[0])
-    t75 = int(np.flatnonzero(np.isclose(COCO_IOU_THRESHOLDS, 0.75))[0])
-    return {"coco_map": mean(precision), "coco_map_50": mean(precision[t50]), "coco_map_75": mean(precision[t75])}
+def coco_stats_summary(precision: np.ndarray, recall: np.ndarray) -> dict[str, float]:
+    """The 12 :data:`COCO_STATS` of COCOeval's ``precision`` ``[T, R, K, A, M]`` and ``recall``
+    ``[T, K, A, M]`` (areas and detection limits in :data:`COCO_AREA_RANGES` /
+    :data:`COCO_MAX_DETECTIONS` order), as ``COCOeval.summarize()`` averages them."""
+    areas, limits = list(COCO_AREA_RANGES), list(COCO_MAX_DETECTIONS)
+    out = {}
+    for name, kind, threshold, area, limit in COCO_STATS:
+        a, m = areas.index(area), limits.index(limit)
+        block = precision[:, :, :, a, m] if kind == "ap" else recall[:, :, a, m]
+        out[name] = _mean_defined(block if threshold is None else block[_iou_index(threshold)])
+    return out
 
 
 def coco_map(
@@ -411,3 +517,23 @@ def coco_map(
     else:
         raise ValueError(f"unknown coco_map backend {backend!r}; expected 'pycocotools' or 'native'")
     return coco_summary(precision)
+
+
+def coco_stats(
+    samples: Sequence[GroundingSample], *, by_label: bool = False, backend: str = "pycocotools"
+) -> dict[str, float]:
+    """All 12 ``COCOeval.summarize()`` numbers, named as in :data:`COCO_STATS` (-1: undefined).
+
+    The first three equal :func:`coco_map`'s. ``backend="native"`` needs no pycocotools and gives
+    the same numbers to 1e-9.
+    """
+    gt, dets = to_coco(samples, by_label=by_label)
+    if backend == "pycocotools":
+        ev = evaluated_cocoeval(gt, dets)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.accumulate()
+            ev.summarize()
+        return {name: float(value) for (name, *_), value in zip(COCO_STATS, ev.stats, strict=True)}
+    if backend == "native":
+        return coco_stats_summary(*_native_cocoeval(gt, dets))
+    raise ValueError(f"unknown coco_stats backend {backend!r}; expected 'pycocotools' or 'native'")

@@ -10,7 +10,8 @@ Rewards (``reward=`` or keys of ``weights=``; see docs/rewards.md):
 name           value                                                    range            floor
 ============== ======================================================== ================ =====
 radcliq        −RadCliQ-v1 (RadGraph combined, BERTScore, CheXbert semb, [−23.42, 1.441]  −3
-               BLEU-2); the default
+               BLEU-2); the default; ``radcliq_radgraph`` picks
+               RadGraph-XL (default) or v1
 radgraph       RadGraph F1 at ``radgraph_level`` (default ``complete``)  [0, 1]           0
 bertscore      BERTScore F1, ``bertscore_config`` ``eval`` (default) or  [−4.99, 1] eval  0
                ``radcliq``; rescaled, IDF off                            [−12.1, 1] rcq
@@ -21,7 +22,7 @@ bleu           sentence BLEU-2 (RadCliQ tokens, raw text)                [0, 1] 
 rouge_l        ROUGE-L F (raw text)                                      [0, 1]           0
 ============== ======================================================== ================ =====
 
-Model-based rewards see the texts lower-cased and cut to ``max_model_chars`` (2048) characters, as
+Model-based rewards see the texts cut to ``max_model_chars`` (2048) characters and lower-cased, as
 the reference's reward servers did; lexical rewards see the raw answer. Their scorers come from
 :func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text).
 
@@ -70,7 +71,7 @@ class ReportReward:
         score_batch: ``(hypotheses, references, options) -> [{name: value, *extra_keys}]``.
         low, high: documented range of a scored pair.
         floor: value for answers that cannot be scored (missing ``</think>``, too short).
-        model_based: texts are lower-cased and cut to ``max_model_chars`` first.
+        model_based: texts are cut to ``max_model_chars`` and lower-cased first.
         extra_keys: further per-pair values reported next to ``name`` (NaN on the floor path).
         scorers: names of the scorers it calls (their service figures go into the result when the
             scorer service is on).
@@ -96,6 +97,7 @@ class ReportOptions:
     lowercase: bool = True
     radgraph_level: str = "complete"
     radgraph_model_type: str = "radgraph-xl"
+    radcliq_radgraph: str = "radgraph-xl"
     radgraph_model_cache_dir: str | None = None
     chexbert_path: str | None = None
     chexbert_encoder: str | None = None
@@ -122,9 +124,10 @@ class ReportOptions:
             common["scorer_service"] = self.service
         return get_scorer(name, **common, **config)
 
-    def radgraph(self) -> PairScorer:
+    def radgraph(self, model_type: str | None = None) -> PairScorer:
+        """The RadGraph scorer of ``model_type`` (default ``radgraph_model_type``, the radgraph reward's)."""
         return self.scorer(
-            "radgraph", model_type=self.radgraph_model_type, model_cache_dir=self.radgraph_model_cache_dir
+            "radgraph", model_type=model_type or self.radgraph_model_type, model_cache_dir=self.radgraph_model_cache_dir
         )
 
     def chexbert(self) -> PairScorer:
@@ -174,7 +177,7 @@ def _radcliq_batch(hyps, refs, options):
     # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
     # (matters most when they are remote service calls). Each runs in a copy of this context, so the
     # service's per-sample call figures (collect_call_stats) still see its calls.
-    scorers = (options.radgraph(), options.bertscore("radcliq"), options.chexbert())
+    scorers = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"), options.chexbert())
     with ThreadPoolExecutor(max_workers=len(scorers), thread_name_prefix="radcliq") as pool:
         futures = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs) for scorer in scorers]
         graphs, berts, chex = (future.result() for future in futures)
@@ -211,6 +214,10 @@ REPORT_REWARDS: dict[str, ReportReward] = {
         scorers=("radgraph", "bertscore", "chexbert"),
     ),
 }
+
+# RadGraph models RadCliQ's radgraph feature can use: RadGraph-XL, as the paper's reward server
+# (the default), or RadGraph v1, the model RadCliQ-v1's coefficients were fitted on.
+RADCLIQ_RADGRAPH_MODELS = ("radgraph-xl", "radgraph")
 
 DEFAULT_REPORT_REWARD = "radcliq"
 DEFAULT_MIN_CHARS = 6  # the reference floors answers and references of <= 5 characters
@@ -260,6 +267,11 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
     opts = ReportOptions(**values)
     if opts.radgraph_level not in RADGRAPH_LEVELS:
         raise ValueError(f"report_radgraph_level={opts.radgraph_level!r}; expected one of {list(RADGRAPH_LEVELS)}")
+    if opts.radcliq_radgraph not in RADCLIQ_RADGRAPH_MODELS:
+        raise ValueError(
+            f"report_radcliq_radgraph={opts.radcliq_radgraph!r}; expected 'radgraph-xl' (RadGraph-XL, the paper's "
+            "reward server, default) or 'radgraph' (RadGraph v1, what RadCliQ-v1 was fitted on)"
+        )
     if opts.bertscore_config not in ("eval", "radcliq"):
         raise ValueError(f"report_bertscore_config={opts.bertscore_config!r}; expected 'eval' or 'radcliq'")
     if opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10:
@@ -271,9 +283,12 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
 
 
 def prepare_model_text(text: str, options: ReportOptions) -> str:
-    """Lower-case (unless disabled) and cut to ``max_model_chars``, as the reference's servers did."""
-    text = text.lower() if options.lowercase else text
-    return text[: options.max_model_chars]
+    """Cut to ``max_model_chars`` then lower-case (unless disabled), as the reference's servers did.
+
+    In that order: lower-casing can lengthen a text ("İ" becomes two characters).
+    """
+    text = text[: options.max_model_chars]
+    return text.lower() if options.lowercase else text
 
 
 def report_keys(chosen: Mapping[str, float], service: Any = None) -> list[str]:

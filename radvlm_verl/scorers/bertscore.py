@@ -2,9 +2,17 @@
 
 Two presets (``config``):
 
-- ``radcliq``: ``distilroberta-base``, layer 5, rescaled with the baseline: RadCliQ-v1's feature;
+- ``radcliq``: ``distilroberta-base``, layer 5, rescaled with the baseline, runs of spaces
+  collapsed to one first: RadCliQ-v1's feature as CXR-Report-Metric computes it;
 - ``eval``: ``distilbert-base-uncased``, layer 5, rescaled: the reference's BERTScore reward and
   the B-S evaluation column.
+
+Scores equal bert-score 0.3.13 on transformers 4 (the stack RadCliQ-v1's reference numbers come
+from) under transformers 4 or 5: the tokenizer is built by
+:func:`radvlm_verl.scorers.tokenizer_compat.bertscore_tokenizer` (byte-level BPE adds the leading
+space bert_score asks for; empty and whitespace-only texts encode as ``[CLS] [SEP]``), whatever
+else the process imported. A text containing the tokenizer's special-token strings (``<s>``,
+``<mask>``, ...) can still tokenize differently from transformers 4 (not handled).
 
 IDF is always off: bert_score's IDF computed from the references of one call makes every token of
 a single reference weigh 0 (RadEval's exact-match RadCliQ of 9.37). The scorer caches pair scores
@@ -23,19 +31,35 @@ Example (needs a local model directory; not run as a doctest):
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
 from radvlm_verl.scorers.weights import resolve_weight
 
-# preset -> (weights artifact, bert_score model name used for the layer and baseline, layer)
+
+class BERTScorePreset(NamedTuple):
+    artifact: str  # weights artifact (radvlm_verl.scorers.weights)
+    model_name: str  # bert_score's name of the model: its default layer and packaged baseline
+    layer: int
+    collapse_spaces: bool  # replace runs of spaces by one space first (CXR-Report-Metric's re.sub(" +", " "))
+
+
 BERTSCORE_PRESETS = {
-    "radcliq": ("distilroberta-base", "distilroberta-base", 5),
-    "eval": ("distilbert-base-uncased", "distilbert-base-uncased", 5),
+    "radcliq": BERTScorePreset("distilroberta-base", "distilroberta-base", 5, True),
+    "eval": BERTScorePreset("distilbert-base-uncased", "distilbert-base-uncased", 5, False),
 }
 BERTSCORE_KEYS = ("bertscore",)
+_SPACE_RUN = re.compile(" +")
+
+
+def collapse_spaces(text: str) -> str:
+    """Runs of the space character replaced by one space, as CXR-Report-Metric does before BERTScore."""
+    return _SPACE_RUN.sub(" ", text)
 
 
 def packaged_baseline(model_name: str, lang: str = "en") -> Path:
@@ -81,20 +105,20 @@ class BERTScoreScorer(BatchedPairScorer):
         super().__init__(batch_window_s=batch_window_s, max_batch=max_batch)
         if config not in BERTSCORE_PRESETS:
             raise ValueError(f"unknown BERTScore config {config!r}; expected one of {sorted(BERTSCORE_PRESETS)}")
-        artifact, model_name, default_layer = BERTSCORE_PRESETS[config]
-        model_dir = resolve_weight(artifact, path=model, weights_dir=weights_dir)
+        preset = BERTSCORE_PRESETS[config]
+        model_dir = resolve_weight(preset.artifact, path=model, weights_dir=weights_dir)
         from bert_score import BERTScorer
 
         baseline_path = None
         if rescale_with_baseline:
-            baseline_path = Path(baseline) if baseline is not None else packaged_baseline(model_name)
+            baseline_path = Path(baseline) if baseline is not None else packaged_baseline(preset.model_name)
             if not baseline_path.is_file():
                 raise ScorerError(f"BERTScore baseline file {str(baseline_path)!r} does not exist")
         self.device = device or default_device()
         try:
             self._scorer = BERTScorer(
                 model_type=str(model_dir),
-                num_layers=int(num_layers or default_layer),
+                num_layers=int(num_layers or preset.layer),
                 batch_size=int(batch_size),
                 idf=False,
                 device=self.device,
@@ -102,9 +126,16 @@ class BERTScoreScorer(BatchedPairScorer):
                 rescale_with_baseline=bool(rescale_with_baseline),
                 baseline_path=str(baseline_path) if baseline_path else None,
             )
+            # bert_score builds its tokenizer itself; replace it by the transformers-4-equivalent one
+            if not hasattr(self._scorer, "_tokenizer"):
+                raise ScorerError("bert_score's BERTScorer has no _tokenizer to replace (expected bert-score 0.3.13)")
+            self._scorer._tokenizer = bertscore_tokenizer(model_dir)
+        except ScorerError:
+            raise
         except Exception as error:
             raise ScorerError(f"cannot load BERTScore model {str(model_dir)!r}: {error!r}") from error
         self.config = config
+        self.preset = preset
         self._pairs: TextCache[float] = TextCache(cache_size)
         self._lock = threading.Lock()
 
@@ -119,6 +150,8 @@ class BERTScoreScorer(BatchedPairScorer):
         return [float(x) for x in f1.tolist()]
 
     def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
+        if self.preset.collapse_spaces:
+            hyps, refs = [collapse_spaces(h) for h in hyps], [collapse_spaces(r) for r in refs]
         scores = self._pairs.get_many(list(zip(hyps, refs, strict=True)), self._compute)
         return [{"bertscore": s} for s in scores]
 

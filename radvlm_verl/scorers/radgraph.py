@@ -34,6 +34,7 @@ from typing import Any
 from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_levels
 from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
 from radvlm_verl.scorers.weights import resolve_weight
 
 RADGRAPH_MODEL_TYPES = ("radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph")
@@ -60,14 +61,7 @@ def apply_transformers5_compat() -> list[str]:
             PreTrainedTokenizerBase.encode_plus = encode_plus
             added.append("encode_plus")
         if not hasattr(PreTrainedTokenizerBase, "build_inputs_with_special_tokens"):
-
-            def build_inputs_with_special_tokens(self, token_ids_0, token_ids_1=None):
-                ids = [self.cls_token_id, *token_ids_0, self.sep_token_id]
-                if token_ids_1 is not None:
-                    ids += [*token_ids_1, self.sep_token_id]
-                return ids
-
-            PreTrainedTokenizerBase.build_inputs_with_special_tokens = build_inputs_with_special_tokens
+            PreTrainedTokenizerBase.build_inputs_with_special_tokens = special_tokens_around
             added.append("build_inputs_with_special_tokens")
     return added
 

@@ -1,7 +1,9 @@
 """Tiny random-weight stand-ins for the report scorers' models, built offline and deterministically.
 
 - :func:`build_tiny_bert`: a small BERT encoder + WordPiece tokenizer directory (CheXbert's
-  encoder/tokenizer, a BERTScore model, RadGraph's encoder);
+  encoder/tokenizer, the ``eval`` BERTScore model, RadGraph's encoder);
+- :func:`build_tiny_roberta`: a small RoBERTa encoder + byte-level BPE tokenizer directory (the
+  ``radcliq`` BERTScore model, distilroberta-base's architecture and tokenizer type);
 - :func:`build_chexbert_checkpoint`: a ``chexbert.pth`` laid out like the official one
   (``{"model_state_dict": {"module.bert....", "module.linear_heads.N...."}}``);
 - :func:`build_radgraph_standin`: a RadGraph model directory (``config.json``, ``vocabulary/``,
@@ -91,6 +93,89 @@ def build_tiny_bert(
         max_position_embeddings=512,
     )
     model = BertModel(config)
+    fill_deterministic(model, seed)
+    model.save_pretrained(str(out))
+    return out
+
+
+def byte_level_alphabet() -> list[str]:
+    """GPT-2's byte-level BPE alphabet: the character standing for each byte 0..255, in byte order.
+
+    Printable Latin-1 bytes stand for themselves; the others (space, controls, ...) are shifted to
+    U+0100 and up in byte order, so a space is ``Ġ`` (U+0120).
+    """
+    printable = {*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)}
+    alphabet, shifted = [], 0
+    for byte in range(256):
+        if byte in printable:
+            alphabet.append(chr(byte))
+        else:
+            alphabet.append(chr(256 + shifted))
+            shifted += 1
+    return alphabet
+
+
+def tiny_bpe_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A byte-level BPE vocabulary and merge list over the invented radiology words.
+
+    Every byte is a token, so any text encodes without ``<unk>``. Each word, with and without the
+    leading-space marker ``Ġ``, gets the merges that join it left to right, so "effusion" and
+    "Ġeffusion" are different tokens, as in RoBERTa's real vocabulary.
+    """
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", *byte_level_alphabet()]
+    merges: list[tuple[str, str]] = []
+    known = set(tokens)
+    for word in dict.fromkeys(_WORDS):
+        for spelled in ("\u0120" + word, word):
+            prefix = spelled[0]
+            for char in spelled[1:]:
+                merged = prefix + char
+                if merged not in known:
+                    merges.append((prefix, char))
+                    tokens.append(merged)
+                    known.add(merged)
+                prefix = merged
+    tokens.append("<mask>")
+    return {token: i for i, token in enumerate(tokens)}, merges
+
+
+def build_tiny_roberta(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    hidden_size: int = 32,
+    num_layers: int = 6,
+    num_heads: int = 2,
+    intermediate_size: int = 64,
+) -> Path:
+    """Write a tiny RoBERTa (config, weights, byte-level BPE tokenizer with max length 512).
+
+    Six layers like distilroberta-base, so BERTScore's default layer 5 exists. ``vocab.json`` +
+    ``merges.txt`` load as the same tokenizer in transformers 4 (slow) and 5.
+    """
+    from transformers import RobertaConfig, RobertaModel
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab, merges = tiny_bpe_vocab_and_merges()
+    (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merge_lines = ["#version: 0.2", *(f"{a} {b}" for a, b in merges)]
+    (out / "merges.txt").write_text("\n".join(merge_lines) + "\n", encoding="utf-8")
+    tokenizer_config = {"tokenizer_class": "RobertaTokenizer", "model_max_length": 512}
+    (out / "tokenizer_config.json").write_text(json.dumps(tokenizer_config), encoding="utf-8")
+    config = RobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=514,  # RoBERTa's positions start after the padding index 1
+        type_vocab_size=1,
+        pad_token_id=vocab["<pad>"],
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+    )
+    model = RobertaModel(config)
     fill_deterministic(model, seed)
     model.save_pretrained(str(out))
     return out
@@ -207,15 +292,17 @@ def build_report_weights(
     """Lay out random-weight stand-ins as a project weights directory (see ``radvlm_verl.scorers.weights``).
 
     ``root/bert-base-uncased`` (CheXbert and RadGraph encoder), ``root/chexbert.pth``,
-    ``root/distilroberta-base`` and ``root/distilbert-base-uncased`` (BERTScore models) and
+    ``root/distilroberta-base`` (a RoBERTa with a byte-level BPE tokenizer, 6 layers) and
+    ``root/distilbert-base-uncased`` (a BERT with WordPiece; BERTScore models) and
     ``root/radgraph/<model_type>`` for each of ``radgraph_types``. The BERTs are tiny (2 layers: pass
-    ``bertscore_num_layers`` <= 2) unless ``encoder_geometry`` / ``bertscore_geometry`` give
-    :func:`build_tiny_bert` sizes (benchmarks use the real models' sizes).
+    ``bertscore_num_layers`` <= 2 for the ``eval`` preset) unless ``encoder_geometry`` /
+    ``bertscore_geometry`` give :func:`build_tiny_bert` / :func:`build_tiny_roberta` sizes
+    (benchmarks use the real models' sizes).
     """
     root = Path(root)
     encoder = build_tiny_bert(root / "bert-base-uncased", seed=seed, **(encoder_geometry or {}))
     build_chexbert_checkpoint(root / "chexbert.pth", encoder, seed=seed + 1)
-    build_tiny_bert(root / "distilroberta-base", seed=seed + 2, **(bertscore_geometry or {}))
+    build_tiny_roberta(root / "distilroberta-base", seed=seed + 2, **(bertscore_geometry or {}))
     build_tiny_bert(root / "distilbert-base-uncased", seed=seed + 3, **(bertscore_geometry or {}))
     if radgraph_types:
         try:  # transformers 5 needs the project's compatibility layer; transformers 4 does not
