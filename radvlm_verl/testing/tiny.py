@@ -4,6 +4,8 @@ Nothing here downloads: a byte-level BPE tokenizer is trained in milliseconds on
 given Qwen2-VL's special tokens and a Qwen-style chat template, and wrapped with a
 ``Qwen2VLImageProcessor`` into a processor that verl's ``RLHFDataset`` and the agent loop accept.
 Byte-level BPE round-trips any text, so decoded responses equal the text that was encoded.
+:func:`build_tiny_qwen_vl_model_dir` adds the real Qwen2.5-VL or Qwen3-VL processor classes and a
+tiny ``config.json``: a model directory that verl's agent loop and reward loop accept.
 """
 
 from __future__ import annotations
@@ -83,4 +85,61 @@ def build_tiny_qwen2vl_processor(out_dir: str | os.PathLike) -> Path:
         image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=CHAT_TEMPLATE
     )
     processor.save_pretrained(out_dir)
+    return out_dir
+
+
+# Per family: processor class, image patch size and merge size, config class and architecture,
+# as in the released Qwen2.5-VL and Qwen3-VL checkpoints (vision tokens = patches / merge**2).
+QWEN_VL_FAMILIES = {
+    "qwen2_5_vl": dict(processor="Qwen2_5_VLProcessor", patch_size=14, merge_size=2,
+                       config="Qwen2_5_VLConfig", architecture="Qwen2_5_VLForConditionalGeneration"),
+    "qwen3_vl": dict(processor="Qwen3VLProcessor", patch_size=16, merge_size=2,
+                     config="Qwen3VLConfig", architecture="Qwen3VLForConditionalGeneration"),
+}
+
+
+def build_tiny_qwen_vl_model_dir(out_dir: str | os.PathLike, family: str = "qwen2_5_vl") -> Path:
+    """A model directory verl's ``HFModelConfig`` accepts, for ``family`` in :data:`QWEN_VL_FAMILIES`.
+
+    Holds the tiny tokenizer, the family's real processor classes (patch and merge sizes of the
+    released models) and a tiny ``config.json`` whose ``model_type`` selects verl's Qwen-VL prompt
+    builder and ``get_rope_index``. There are no weights: nothing here can generate text.
+    """
+    import transformers
+    from transformers import AutoTokenizer, Qwen2VLImageProcessor
+
+    spec = QWEN_VL_FAMILIES[family]
+    out_dir = Path(out_dir)
+    build_tiny_tokenizer(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    patch, merge = spec["patch_size"], spec["merge_size"]
+    image_processor = Qwen2VLImageProcessor(
+        patch_size=patch, merge_size=merge, min_pixels=4 * (patch * merge) ** 2, max_pixels=64 * (patch * merge) ** 2
+    )
+    if family == "qwen3_vl":
+        from transformers.models.qwen3_vl import Qwen3VLVideoProcessor as video_cls
+    else:
+        from transformers import Qwen2VLVideoProcessor as video_cls
+    processor = getattr(transformers, spec["processor"])(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_cls(patch_size=patch, merge_size=merge),
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out_dir)
+    token_ids = {
+        name: tokenizer.convert_tokens_to_ids(token)
+        for name, token in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+                            ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))
+    }
+    text = dict(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                bos_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+    vision = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, patch_size=patch,
+                  spatial_merge_size=merge, out_hidden_size=16)
+    config = getattr(transformers, spec["config"])(
+        text_config=text, vision_config=vision, architectures=[spec["architecture"]], **token_ids
+    )
+    config.save_pretrained(out_dir)
     return out_dir
