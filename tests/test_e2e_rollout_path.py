@@ -231,17 +231,18 @@ def effective_reward_kwargs(config, loading: str) -> dict:
     return OmegaConf.to_container(node, resolve=True)
 
 
-def make_dataset(config, path: Path, tmp_path: Path):
+def make_dataset(config, path: Path, tmp_path: Path, dataset_cls=None):
     """verl's RLHFDataset over one parquet file, with the model's tokenizer and processor."""
     from omegaconf import open_dict
-    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from verl.utils.dataset.rl_dataset import get_dataset_class
     from verl.utils.tokenizer import hf_processor, hf_tokenizer
 
     model_dir = config.actor_rollout_ref.model.path
     data_config = copy.deepcopy(config.data)
     with open_dict(data_config):
         data_config.cache_dir = str(tmp_path / "rlhf_cache")
-    return RLHFDataset(data_files=[str(path)], tokenizer=hf_tokenizer(model_dir), config=data_config,
+    dataset_cls = dataset_cls or get_dataset_class(data_config)  # the recipe's data.custom_cls, as the trainer picks it
+    return dataset_cls(data_files=[str(path)], tokenizer=hf_tokenizer(model_dir), config=data_config,
                        processor=hf_processor(model_dir))
 
 
@@ -270,7 +271,6 @@ def run_step(config, files, server, reward_worker, tmp_path, edit_rows=None):
     from verl.workers.rollout.llm_server import LLMServerClient
 
     batch = DataProto.from_single_dict(load_rows(config, files, tmp_path))
-    decode_embedded_images(batch)
     if edit_rows is not None:
         edit_rows(batch)
     batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
@@ -302,26 +302,6 @@ def run_step(config, files, server, reward_worker, tmp_path, edit_rows=None):
     batch.batch["token_level_rewards"] = reward_tensor
     batch = compute_advantage(batch, adv_estimator=AdvantageEstimator.GRPO, norm_adv_by_std_in_grpo=True)
     return batch, scripted, requests
-
-
-def embedded_images(raw_prompt):
-    """The PIL images that ``RLHFDataset._build_messages`` opened from embedded bytes."""
-    from PIL import Image
-
-    return [part["image"] for message in raw_prompt if isinstance(message["content"], list)
-            for part in message["content"] if isinstance(part.get("image"), Image.Image)]
-
-
-def decode_embedded_images(batch) -> None:
-    """Decode now the images verl opened lazily, so that a group's sessions only read them.
-
-    verl 0.9.1 gives the GROUP_SIZE sessions of a prompt the same lazily opened PIL image and
-    decodes it in executor threads at once; PIL's lazy decode is not thread-safe (see
-    test_group_sessions_decode_a_shared_embedded_image). Without this the step fails at random.
-    """
-    for raw_prompt in batch.non_tensor_batch["raw_prompt"]:
-        for image in embedded_images(raw_prompt):
-            image.load()
 
 
 def decoded_responses(batch, tokenizer) -> list[str]:
@@ -481,26 +461,35 @@ def test_a_reward_that_raises_stops_the_agent_loop_and_is_recorded(actors, conve
     assert all(broken["id"] in m and "ValueError" in m and "ground truth" in m for m in messages[-new:]), messages
 
 
-@pytest.mark.xfail(strict=True, raises=(AssertionError, OSError, SyntaxError, ValueError), reason=(
+VERL_IMAGE_RACE = (
     "verl 0.9.1: RLHFDataset._build_messages opens embedded image bytes lazily (Image.open), the "
     "trainer's interleaved repeat (and V1's _run_prompt) hands that one PIL object to all sessions of "
     "a group, and process_multi_modal_info decodes it in executor threads at once; PIL's lazy decode "
-    "is not thread-safe: some sessions raise, others get corrupted pixels"))
-def test_group_sessions_decode_a_shared_embedded_image(model_dirs, tmp_path, monkeypatch):
+    "is not thread-safe: some sessions raise, others get corrupted pixels")
+
+
+@pytest.mark.parametrize("dataset_cls", [
+    pytest.param("RLHFDataset", marks=pytest.mark.xfail(
+        strict=True, raises=(AssertionError, OSError, SyntaxError, ValueError), reason=VERL_IMAGE_RACE)),
+    "CXRDataset",  # the recipes' data.custom_cls: images decoded before the group shares them
+])
+def test_group_sessions_decode_a_shared_embedded_image(model_dirs, tmp_path, monkeypatch, dataset_cls):
     """A group's sessions decode the image of an embedded-bytes row as the agent loop does.
 
-    About half of the rounds go wrong on a 2-core machine; 30 rounds make a pass by chance
-    negligible, so an XPASS means the race is gone.
+    About half of the rounds go wrong with verl's own dataset on a 2-core machine; 30 rounds make a
+    pass by chance negligible, so an XPASS means the race is gone from verl.
     """
     from verl import DataProto
     from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
+
+    from radvlm_verl.integration.dataset import CXRDataset
 
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
     # a larger image than the pipeline's: its decode takes long enough for the threads to overlap
     path = convert_padchest(tmp_path / "large", [{**STUDIES[0], "size": (640, 512)}], embed_images=True,
                             max_pixels=640 * 512)
     config = compose(model_dirs["qwen2_5_vl"], 14, "thinking")
-    dataset = make_dataset(config, path, tmp_path)
+    dataset = make_dataset(config, path, tmp_path, {"RLHFDataset": RLHFDataset, "CXRDataset": CXRDataset}[dataset_cls])
 
     def decode(raw_prompts):
         async def decode_all():
