@@ -213,3 +213,20 @@ async def test_radvlm_reward_manager_scores_every_reward(kw):
     direct = compute_score("cxr_report/demo", REF, REF, {"task": "report"}, report_weights=weights, **kw)
     assert good["reward_score"] == pytest.approx(direct["score"])
     assert floor["reward_score"] == pytest.approx(sum(w * REPORT_REWARDS[k].floor for k, w in weights.items()))
+
+
+@pytest.mark.parametrize("reward", ["gleu", "bleu", "rouge_l"])
+def test_lexical_rewards_cut_runaway_answers_only(reward):
+    from radvlm_verl.metrics import lexical
+
+    ref = "Small left pleural effusion. Mild cardiomegaly."
+    metric = {"gleu": lexical.gleu, "bleu": lexical.bleu, "rouge_l": lexical.rouge_l}[reward]
+    normal = "Small left pleural effusion. No pneumothorax."
+    assert score_report(normal, ref, reward=reward)["score"] == pytest.approx(metric(normal, ref))
+    runaway = ("Left effusion. " * 40_000)[:600_000]
+    bound = max(2048, 16 * len(ref))
+    assert score_report(runaway, ref, reward=reward)["score"] == pytest.approx(metric(runaway[:bound], ref))
+    assert score_report(runaway, ref, reward=reward, lexical_length_ratio=100)["score"] == pytest.approx(
+        metric(runaway[: 100 * len(ref)], ref))
+    with pytest.raises(ValueError, match="lexical_length_ratio"):
+        score_report(normal, ref, reward=reward, lexical_length_ratio=0.5)

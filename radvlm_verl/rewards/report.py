@@ -22,8 +22,10 @@ bleu           sentence BLEU-2 (RadCliQ tokens, raw text)                [0, 1] 
 rouge_l        ROUGE-L F (raw text)                                      [0, 1]           0
 ============== ======================================================== ================ =====
 
+Lexical rewards see the answer cut to ``max(max_model_chars, lexical_length_ratio x len(reference))``
+characters (16x by default: normal answers are unchanged, a runaway 1 MB rollout costs milliseconds).
 Model-based rewards see the texts cut to ``max_model_chars`` (2048) characters and lower-cased, as
-the reference's reward servers did; lexical rewards see the raw answer. Their scorers come from
+the reference's reward servers did; lexical rewards see the answer's own case. Their scorers come from
 :func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text).
 
 :func:`score_report` returns the same keys for every sample of a configuration: ``score``,
@@ -97,6 +99,9 @@ class ReportOptions:
     min_chars: int = 6
     min_length_ratio: float = 0.0
     max_model_chars: int = 2048
+    # Lexical rewards see the answer cut to max(max_model_chars, this x the reference's length): their
+    # cost is linear in the answer, and a 1 MB rollout took seconds; normal answers are far shorter.
+    lexical_length_ratio: float = 16.0
     lowercase: bool = True
     radgraph_level: str = "complete"
     radgraph_model_type: str = "radgraph-xl"
@@ -151,6 +156,7 @@ class ReportOptions:
 
 _OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions)) - {"service"}
 _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
+                 "lexical_length_ratio": float,
                  "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float}
 
 
@@ -284,10 +290,12 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
     if not 0 <= opts.call_timeout_s < math.inf:
         raise ValueError(f"report_call_timeout_s={opts.call_timeout_s!r} must be a finite number of seconds >= 0 "
                          "(0 = no limit)")
-    if opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10:
+    if (opts.min_chars < 0 or opts.max_model_chars < 1 or not 0 <= opts.min_length_ratio <= 10
+            or not 1 <= opts.lexical_length_ratio < math.inf):
         raise ValueError(
-            "report length options out of range: min_chars >= 0, max_model_chars >= 1, 0 <= min_length_ratio <= 10 "
-            f"(got {opts.min_chars}, {opts.max_model_chars}, {opts.min_length_ratio})"
+            "report length options out of range: min_chars >= 0, max_model_chars >= 1, 0 <= min_length_ratio <= 10, "
+            f"1 <= lexical_length_ratio < inf (got {opts.min_chars}, {opts.max_model_chars}, {opts.min_length_ratio}, "
+            f"{opts.lexical_length_ratio})"
         )
     return opts
 
@@ -299,6 +307,14 @@ def prepare_model_text(text: str, options: ReportOptions) -> str:
     """
     text = text[: options.max_model_chars]
     return text.lower() if options.lowercase else text
+
+
+def prepare_lexical_answer(answer: str, reference: str, options: ReportOptions) -> str:
+    """The answer cut to ``max(max_model_chars, lexical_length_ratio x len(reference))`` characters.
+
+    Bounds a lexical reward's cost on a runaway rollout; an answer within the bound is unchanged.
+    """
+    return answer[: max(options.max_model_chars, int(options.lexical_length_ratio * len(reference)))]
 
 
 def report_keys(chosen: Mapping[str, float], service: Any = None) -> list[str]:
@@ -337,7 +353,8 @@ def score_report_batch(
             hyps = [prepare_model_text(a, options) for a in answers]
             refs = [prepare_model_text(r, options) for r in references]
         else:
-            hyps, refs = list(answers), list(references)
+            hyps = [prepare_lexical_answer(a, r, options) for a, r in zip(answers, references, strict=True)]
+            refs = list(references)
         try:
             scored = reward.score_batch(hyps, refs, options)
         except ScorerError as error:
