@@ -62,7 +62,7 @@ def giou_matrix(a: Any, b: Any) -> np.ndarray:
     return np.clip(iou - penalty, -1.0, 1.0)
 
 
-def iou_rows(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *, giou: bool = False) -> list[list[float]]:
+def iou_rows(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], giou: bool = False) -> list[list[float]]:
     """:func:`iou_matrix` (``giou``: :func:`giou_matrix`) of finite boxes as nested lists, in plain Python.
 
     Bit for bit the values of the numpy functions: the same operations in the same order, with
