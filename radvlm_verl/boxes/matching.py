@@ -55,8 +55,8 @@ def matched_similarities(
 ) -> list[float]:
     """The similarities of the pairs :func:`hungarian_match` keeps, in prediction order.
 
-    For a nested-list ``(n_pred, n_gt)`` matrix (``n_pred, n_gt >= 1``). Two common cases need no
-    assignment (nor numpy), and give exactly what the assignment gives:
+    For a nested-list ``(n_pred, n_gt)`` matrix of finite numbers (``n_pred, n_gt >= 1``). Two
+    common cases need no assignment (nor numpy), and give exactly what the assignment gives:
 
     - one row or one column: the optimal matching is the largest entry;
     - no negative entry, ``min_similarity == unmatched == 0``, and every row and every column has
