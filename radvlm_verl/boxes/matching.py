@@ -67,8 +67,7 @@ def matched_similarities(
     if len(similarity) == 1 or len(similarity[0]) == 1:
         best = max(map(max, similarity))
         return [best] if best > min_similarity else []
-    at_threshold = min_similarity == unmatched and min(map(min, similarity)) >= unmatched
-    if at_threshold and unmatched == 0.0:
+    if min_similarity == unmatched == 0.0:
         kept, columns = [], set()
         for row in similarity:
             nonzero = len(row) - row.count(0.0)
@@ -76,13 +75,14 @@ def matched_similarities(
                 continue
             best = max(row)
             column = row.index(best)
-            if nonzero > 1 or column in columns:
+            if nonzero > 1 or best < 0.0 or column in columns:
                 break
             columns.add(column)
             kept.append(best)
         else:
             return kept
     # entries at or below the threshold are worth `unmatched`; at_threshold: they already are
+    at_threshold = min_similarity == unmatched and min(map(min, similarity)) >= unmatched
     eligible = similarity if at_threshold else [
         [value if value > min_similarity else unmatched for value in row] for row in similarity
     ]

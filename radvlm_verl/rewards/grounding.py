@@ -301,15 +301,16 @@ def score_boxes(
         denominator = tp + (n_pred - n_matched)
         precision = tp / denominator if denominator > 0 else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    slots = max(n_pred, n_gt)
     if options.reward == "soft_f1":
         score = f1
     elif options.reward == "iou":
-        score = tp / slots
+        score = tp / max(n_pred, n_gt)
     else:
+        slots = max(n_pred, n_gt)
         g = matched_similarities(_similarities(pred, gt, valid, n_invalid, True), -1.0, unmatched=-1.0)
         score = (_total(g) - (slots - len(g))) / slots
-    score = min(max(score, options.low), options.high)  # guard float round-off at the ends
+    # guard float round-off at the ends: min(max(score, low), high) without two builtin calls
+    score = options.low if options.low > score else (options.high if options.high < score else score)
     return _result(score, f1, precision, recall, tp / n_matched if n_matched else 0.0, n_pred, n_gt, n_matched,
                    n_invalid, 0.0, 0.0, 1.0)
 
