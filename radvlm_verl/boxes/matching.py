@@ -87,5 +87,5 @@ def matched_similarities(
         [value if value > min_similarity else unmatched for value in row] for row in similarity
     ]
     rows, cols = linear_sum_assignment(np.array(eligible), maximize=True)
-    values = [similarity[r][c] for r, c in zip(rows.tolist(), cols.tolist(), strict=True)]
-    return [value for value in values if value > min_similarity]
+    pairs = zip(rows.tolist(), cols.tolist(), strict=True)
+    return [similarity[r][c] for r, c in pairs if similarity[r][c] > min_similarity]
