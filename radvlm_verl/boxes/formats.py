@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ __all__ = [
     "RANGE_TOLERANCE",
     "Frame",
     "as_box_array",
+    "box_is_valid",
     "frame",
     "frame_from_extra_info",
     "pixel_frame",
@@ -190,28 +192,37 @@ def frame(
     Raises:
         ValueError: unknown format, or a size/pixel bound missing for ``qwen25_abs``.
     """
-    if box_format == RADVLM_NORM01:
-        return Frame(RADVLM_NORM01, 1.0, 1.0, decimals=2)
-    if box_format == QWEN_REL1000:
-        return Frame(QWEN_REL1000, 1000.0, 1000.0, decimals=0)
+    if box_format in _FIXED_FRAMES:
+        return _FIXED_FRAMES[box_format]
     if box_format == QWEN25_ABS:
-        missing = [
-            name
-            for name, value in (("orig_width", orig_width), ("orig_height", orig_height),
-                                ("min_pixels", min_pixels), ("max_pixels", max_pixels))
-            if _missing(value)
-        ]
-        if missing:
-            raise ValueError(
-                f"box_format 'qwen25_abs' needs {missing} to undo Qwen2.5-VL's resize (set them in "
-                "extra_info, or pass grounding_min_pixels/grounding_max_pixels as reward kwargs)"
-            )
-        h_r, w_r = smart_resize(
-            int(orig_height), int(orig_width), factor=factor or QWEN2_FACTOR,
-            min_pixels=int(min_pixels), max_pixels=int(max_pixels),
-        )
-        return Frame(QWEN25_ABS, float(w_r), float(h_r), decimals=0, clip_x=w_r - 1.0, clip_y=h_r - 1.0)
+        return _qwen25_frame(orig_width, orig_height, min_pixels, max_pixels, factor)
     raise ValueError(f"unknown box_format {box_format!r}; expected one of {list(BOX_FORMATS)}")
+
+
+_FIXED_FRAMES = {
+    RADVLM_NORM01: Frame(RADVLM_NORM01, 1.0, 1.0, decimals=2),
+    QWEN_REL1000: Frame(QWEN_REL1000, 1000.0, 1000.0, decimals=0),
+}
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per image size and pixel bounds; frames are frozen
+def _qwen25_frame(orig_width: Any, orig_height: Any, min_pixels: Any, max_pixels: Any, factor: Any) -> Frame:
+    missing = [
+        name
+        for name, value in (("orig_width", orig_width), ("orig_height", orig_height),
+                            ("min_pixels", min_pixels), ("max_pixels", max_pixels))
+        if _missing(value)
+    ]
+    if missing:
+        raise ValueError(
+            f"box_format 'qwen25_abs' needs {missing} to undo Qwen2.5-VL's resize (set them in "
+            "extra_info, or pass grounding_min_pixels/grounding_max_pixels as reward kwargs)"
+        )
+    h_r, w_r = smart_resize(
+        int(orig_height), int(orig_width), factor=factor or QWEN2_FACTOR,
+        min_pixels=int(min_pixels), max_pixels=int(max_pixels),
+    )
+    return Frame(QWEN25_ABS, float(w_r), float(h_r), decimals=0, clip_x=w_r - 1.0, clip_y=h_r - 1.0)
 
 
 def pixel_frame(orig_width: float, orig_height: float) -> Frame:
@@ -224,6 +235,10 @@ def pixel_frame(orig_width: float, orig_height: float) -> Frame:
 def _missing(value: Any) -> bool:
     if value is None:
         return True
+    if isinstance(value, int):  # the common types first: np.isnan costs a microsecond
+        return False
+    if isinstance(value, float):
+        return math.isnan(value)
     if isinstance(value, str):
         return not value.strip()
     try:
@@ -253,16 +268,14 @@ def frame_from_extra_info(
     """The frame of one parquet row: format and sizes from ``extra_info``, keyword overrides first."""
     info = extra_info or {}
     fmt = resolve_box_format(box_format, info)
-
-    def pick(override, key):
-        return override if not _missing(override) else info.get(key)
-
+    if fmt in _FIXED_FRAMES:  # no size needed: skip reading it
+        return _FIXED_FRAMES[fmt]
     return frame(
         fmt,
         orig_width=info.get("orig_width"),
         orig_height=info.get("orig_height"),
-        min_pixels=pick(min_pixels, "min_pixels"),
-        max_pixels=pick(max_pixels, "max_pixels"),
+        min_pixels=info.get("min_pixels") if _missing(min_pixels) else min_pixels,
+        max_pixels=info.get("max_pixels") if _missing(max_pixels) else max_pixels,
         factor=factor,
     )
 
@@ -274,7 +287,11 @@ def valid_boxes(boxes: np.ndarray, tolerance: float = RANGE_TOLERANCE) -> np.nda
     zero-area boxes are invalid; they are never reordered), and every coordinate lies within
     ``[-tolerance, 1 + tolerance]``. Valid boxes are then clipped to [0, 1] by the caller.
     """
-    # comparisons with NaN are False and raise no warning, so NaN and inf rows come out invalid
-    ordered = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
-    inside = (boxes.min(axis=1) >= -tolerance) & (boxes.max(axis=1) <= 1.0 + tolerance)
-    return ordered & inside
+    return np.array([box_is_valid(*box, tolerance) for box in boxes.tolist()], dtype=bool)
+
+
+def box_is_valid(x1: float, y1: float, x2: float, y2: float, tolerance: float = RANGE_TOLERANCE) -> bool:
+    """The rule of :func:`valid_boxes` for one box."""
+    low, high = -tolerance, 1.0 + tolerance
+    # comparisons with NaN are False, so NaN and inf boxes come out invalid
+    return x2 > x1 and y2 > y1 and low <= x1 <= high and low <= y1 <= high and low <= x2 <= high and low <= y2 <= high

@@ -5,6 +5,9 @@ union is not positive has IoU 0 (never a division by zero). GIoU is
 ``IoU - (C - U) / C`` with ``C`` the area of the smallest enclosing box; it lies in [-1, 1] and is
 -1 for a pair with an empty enclosing box.
 
+:func:`iou_rows` computes the same values for a few finite boxes in plain Python: a rollout has a
+handful of boxes, and on those numpy's per-call overhead is most of the cost.
+
 Example:
     >>> iou_matrix([[0, 0, 0.5, 1]], [[0, 0, 1, 1]]).tolist()
     [[0.5]]
@@ -14,15 +17,17 @@ Example:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from radvlm_verl.boxes.formats import as_box_array
 
-__all__ = ["giou_matrix", "iou_matrix"]
+__all__ = ["giou_matrix", "iou_matrix", "iou_rows"]
 
-_TINY = np.nextafter(0.0, 1.0)  # the smallest positive float: exact for any positive union
+_TINY = math.ulp(0.0)  # the smallest positive float: exact for any positive union
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +60,44 @@ def giou_matrix(a: Any, b: Any) -> np.ndarray:
     penalty = np.ones_like(inter)
     np.divide(hull - np.maximum(union, 0.0), hull, out=penalty, where=hull > 0)
     return np.clip(iou - penalty, -1.0, 1.0)
+
+
+def iou_rows(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], giou: bool = False) -> list[list[float]]:
+    """:func:`iou_matrix` (``giou``: :func:`giou_matrix`) of finite boxes as nested lists, in plain Python.
+
+    Bit for bit the values of the numpy functions: the same operations in the same order, with
+    ``x if x > y else y`` for ``np.maximum(x, y)`` and ``x if x < y else y`` for ``np.minimum``
+    (equal for finite numbers, up to the sign of a zero, which no threshold ``> t`` sees). Faster
+    up to about 500 pairs for IoU and 130 for GIoU; NaN and inf are not handled (the reward masks
+    them out first).
+    """
+    areas_b = []
+    for bx1, by1, bx2, by2 in b:
+        w, h = bx2 - bx1, by2 - by1
+        areas_b.append((w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0))
+    out = []
+    for ax1, ay1, ax2, ay2 in a:
+        w, h = ax2 - ax1, ay2 - ay1
+        area_a = (w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0)
+        row = [0.0] * len(b)
+        for j, (bx1, by1, bx2, by2) in enumerate(b):
+            # disjoint (most pairs): the IoU is 0.0 / union = 0.0, already in the row
+            w = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
+            if w <= 0.0 and not giou:
+                continue
+            h = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
+            if h <= 0.0 and not giou:
+                continue
+            inter = (w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0)
+            union = area_a + areas_b[j] - inter
+            iou = inter / (union if union > _TINY else _TINY)
+            iou = iou if iou < 1.0 else 1.0
+            if giou:  # see giou_matrix
+                w = (ax2 if ax2 > bx2 else bx2) - (ax1 if ax1 < bx1 else bx1)
+                h = (ay2 if ay2 > by2 else by2) - (ay1 if ay1 < by1 else by1)
+                hull = (w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0)
+                iou -= (hull - (union if union > 0.0 else 0.0)) / hull if hull > 0 else 1.0
+                iou = -1.0 if iou < -1.0 else (1.0 if iou > 1.0 else iou)
+            row[j] = iou
+        out.append(row)
+    return out

@@ -7,6 +7,8 @@ below the threshold are set to ``unmatched`` (what an unmatched box is worth: 0 
 GIoU) *before* the assignment, so the result is the best matching among eligible pairs (with the
 default threshold 0 this is exactly the reference's assign-then-filter).
 
+:func:`matched_similarities` gives only the kept similarities, for the reward's nested-list matrices.
+
 Example:
     >>> rows, cols, sims = hungarian_match([[0.9, 0.8], [0.85, 0.1]])
     >>> rows.tolist(), cols.tolist(), round(float(sims.sum()), 2)
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["hungarian_match"]
+__all__ = ["hungarian_match", "matched_similarities"]
 
 
 def hungarian_match(
@@ -39,11 +41,51 @@ def hungarian_match(
     empty = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0))
     if sim.ndim != 2 or sim.size == 0:
         return empty
-    eligible = np.where(sim > min_similarity, sim, unmatched)
     if sim.shape == (1, 1):
         rows, cols = np.zeros(1, dtype=np.intp), np.zeros(1, dtype=np.intp)
     else:
-        rows, cols = linear_sum_assignment(eligible, maximize=True)
+        rows, cols = linear_sum_assignment(np.where(sim > min_similarity, sim, unmatched), maximize=True)
     values = sim[rows, cols]
     keep = values > min_similarity
     return rows[keep], cols[keep], values[keep]
+
+
+def matched_similarities(
+    similarity: list[list[float]], min_similarity: float = 0.0, unmatched: float = 0.0
+) -> list[float]:
+    """The similarities of the pairs :func:`hungarian_match` keeps, in prediction order.
+
+    For a nested-list ``(n_pred, n_gt)`` matrix of finite numbers (``n_pred, n_gt >= 1``). Two
+    common cases need no assignment (nor numpy), and give exactly what the assignment gives:
+
+    - one row or one column: the optimal matching is the largest entry;
+    - no negative entry, ``min_similarity == unmatched == 0``, and every row and every column has
+      at most one nonzero entry (each predicted box overlaps only its own ground-truth box): the
+      optimal matching takes all of them, as any other loses one. scipy's solver finds it with
+      exact arithmetic here (its duals stay 0 or minus one entry), whatever the sizes of the entries.
+    """
+    if len(similarity) == 1 or len(similarity[0]) == 1:
+        best = max(map(max, similarity))
+        return [best] if best > min_similarity else []
+    if min_similarity == unmatched == 0.0:
+        kept, columns = [], set()
+        for row in similarity:
+            nonzero = len(row) - row.count(0.0)
+            if nonzero == 0:
+                continue
+            best = max(row)
+            column = row.index(best)
+            if nonzero > 1 or best < 0.0 or column in columns:
+                break
+            columns.add(column)
+            kept.append(best)
+        else:
+            return kept
+    # entries at or below the threshold are worth `unmatched`; at_threshold: they already are
+    at_threshold = min_similarity == unmatched and min(map(min, similarity)) >= unmatched
+    eligible = similarity if at_threshold else [
+        [value if value > min_similarity else unmatched for value in row] for row in similarity
+    ]
+    rows, cols = linear_sum_assignment(np.array(eligible), maximize=True)
+    pairs = zip(rows.tolist(), cols.tolist(), strict=True)
+    return [similarity[r][c] for r, c in pairs if similarity[r][c] > min_similarity]

@@ -30,12 +30,13 @@ import bisect
 import functools
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, valid_boxes
+from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, box_is_valid
 
 __all__ = [
     "BOX_PATTERN",
@@ -46,6 +47,7 @@ __all__ = [
     "parse_boxes",
     "parse_ground_truth",
     "read_prediction",
+    "read_prediction_rows",
 ]
 
 _NUM = r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)"
@@ -130,10 +132,42 @@ def read_prediction(text: str, frame: Frame, tolerance: float = RANGE_TOLERANCE)
     parsed = parse_boxes(text)
     if len(parsed) == 0:
         return Prediction(parsed.boxes, np.zeros(0, dtype=bool), [])
-    boxes = parsed.boxes / frame.scale  # frame sizes are >= 1: no overflow, inf/NaN pass through
-    valid = valid_boxes(boxes, tolerance)
-    boxes = np.where(valid[:, None], np.minimum(np.maximum(boxes, 0.0), 1.0), boxes)
-    return Prediction(boxes, valid, parsed.labels)
+    rows, valid = _normalised(parsed.boxes.tolist(), frame, tolerance)
+    return Prediction(np.array(rows, dtype=np.float64), np.array(valid, dtype=bool), parsed.labels)
+
+
+def read_prediction_rows(
+    text: str, frame: Frame, tolerance: float = RANGE_TOLERANCE
+) -> tuple[list[tuple[float, float, float, float]], list[bool]]:
+    """:func:`read_prediction`'s boxes and validity as Python lists, without labels or numpy (the reward's path)."""
+    if not isinstance(text, str):  # None and other values as parse_boxes reads them
+        return _normalised(parse_boxes(text).boxes.tolist(), frame, tolerance)
+    return _normalised(BOX_PATTERN.findall(text), frame, tolerance)
+
+
+def _clip01(value: float) -> float:
+    # np.minimum(np.maximum(value, 0.0), 1.0) of a finite number
+    return (value if value < 1.0 else 1.0) if value > 0.0 else 0.0
+
+
+def _normalised(
+    numbers: Iterable[Sequence[float | str]], frame: Frame, tolerance: float
+) -> tuple[list[tuple[float, float, float, float]], list[bool]]:
+    """Boxes written in ``frame`` (numbers or their text) -> normalised boxes and validity; valid ones clipped."""
+    width, height = frame.width, frame.height  # sizes >= 1: no overflow, inf/NaN pass through
+    rows, valid = [], []
+    for n1, n2, n3, n4 in numbers:
+        x1, y1, x2, y2 = float(n1) / width, float(n2) / height, float(n3) / width, float(n4) / height
+        if box_is_valid(x1, y1, x2, y2, tolerance):
+            if 0.0 < x1 and 0.0 < y1 and x2 < 1.0 and y2 < 1.0:  # inside: clipping is the identity
+                rows.append((x1, y1, x2, y2))
+            else:
+                rows.append((_clip01(x1), _clip01(y1), _clip01(x2), _clip01(y2)))
+            valid.append(True)
+        else:
+            rows.append((x1, y1, x2, y2))
+            valid.append(False)
+    return rows, valid
 
 
 @dataclass(frozen=True)
@@ -152,6 +186,11 @@ class GroundTruth:
 
     def __post_init__(self) -> None:
         self.boxes.setflags(write=False)  # instances are cached and shared between calls
+
+    @functools.cached_property
+    def rows(self) -> tuple[tuple[float, float, float, float], ...]:
+        """``boxes`` as Python floats, converted once per (cached) ground truth."""
+        return tuple(map(tuple, self.boxes.tolist()))
 
 
 def _to_plain(value: Any) -> Any:

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from radvlm_verl.rewards.report import score_report
@@ -76,7 +77,7 @@ def task_family(data_source: str | None, extra_info: dict[str, Any]) -> str:
 
 def _split_kwargs(kwargs: dict[str, Any], prefix: str) -> dict[str, Any]:
     n = len(prefix)
-    return {k[n:]: v for k, v in kwargs.items() if k.startswith(prefix)}
+    return {k[n:]: v for k, v in kwargs.items() if k.startswith(prefix)} if kwargs else {}
 
 
 def compute_score(
@@ -88,15 +89,16 @@ def compute_score(
 ) -> dict[str, float]:
     """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
     extra_info = dict(extra_info or {})
-    kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
-    unknown = sorted(
-        k for k in kwargs if not k.startswith(("report_", "grounding_")) and k not in ("thinking", "scorer_service")
-    )
-    if unknown:
-        raise TypeError(
-            f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
-            "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
+    if kwargs:  # most runs pass none: skip the checks
+        kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
+        unknown = sorted(
+            k for k in kwargs if not k.startswith(("report_", "grounding_")) and k not in ("thinking", "scorer_service")
         )
+        if unknown:
+            raise TypeError(
+                f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
+                "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
+            )
     family = task_family(data_source, extra_info)
     if "thinking" in kwargs:
         thinking = as_bool(kwargs["thinking"])
@@ -111,11 +113,18 @@ def compute_score(
             report_kwargs["scorer_service"] = kwargs["scorer_service"]
         return score_report(solution_str, ground_truth, thinking=thinking, **report_kwargs)
 
-    from radvlm_verl.rewards.grounding import score_grounding
-
-    return score_grounding(
+    return _score_grounding()(
         solution_str, ground_truth, thinking=thinking, extra_info=extra_info, **_split_kwargs(kwargs, "grounding_")
     )
+
+
+@functools.cache
+def _score_grounding():
+    # imported on first use (numpy and scipy stay out of report-only processes); cached because an
+    # import statement costs more than a grounding sample's IoU
+    from radvlm_verl.rewards.grounding import score_grounding
+
+    return score_grounding
 
 
 def result_keys(**kwargs: Any) -> list[str]:

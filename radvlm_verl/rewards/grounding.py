@@ -62,16 +62,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR, frame_from_extra_info
-from radvlm_verl.boxes.iou import giou_matrix, iou_matrix
-from radvlm_verl.boxes.matching import hungarian_match
-from radvlm_verl.boxes.parse import parse_ground_truth, read_prediction
+from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
+from radvlm_verl.boxes.matching import matched_similarities
+from radvlm_verl.boxes.parse import parse_ground_truth, read_prediction_rows
 from radvlm_verl.rewards.thinking import extract_answer
 
 __all__ = ["GROUNDING_REWARDS", "RESULT_KEYS", "GroundingOptions", "grounding_options", "score_boxes", "score_grounding"]
@@ -109,15 +109,16 @@ class GroundingOptions:
     min_iou: float = 0.0
     no_finding_score: float | None = None
 
-    @property
+    # cached: options are built once per configuration and read on every sample
+    @functools.cached_property
     def low(self) -> float:
         return GROUNDING_REWARDS[self.reward][0]
 
-    @property
+    @functools.cached_property
     def high(self) -> float:
         return GROUNDING_REWARDS[self.reward][1]
 
-    @property
+    @functools.cached_property
     def empty_score(self) -> float:
         return self.high if self.no_finding_score is None else self.no_finding_score
 
@@ -186,31 +187,85 @@ def _build_options(items: tuple[tuple[str, Any], ...]) -> GroundingOptions:
 def grounding_options(**options: Any) -> GroundingOptions:
     """Validate reward kwargs (prefix stripped); ``TypeError`` for unknown names, ``ValueError`` for values."""
     try:
-        return _build_options(tuple(sorted(options.items())))
+        return _build_options(tuple(sorted(options.items())) if options else ())
     except TypeError as exc:
         if "unhashable" not in str(exc):
             raise
         raise ValueError(f"grounding reward options must be scalars, got {options!r}") from None
 
 
-def _result(score: float, **components: float) -> dict[str, float]:
-    out = {key: 0.0 for key in RESULT_KEYS}
-    out["score"] = float(score)
-    out.update({k: float(v) for k, v in components.items()})
-    return out
+def _result(
+    score: float,
+    soft_f1: float = 0.0,
+    precision: float = 0.0,
+    recall: float = 0.0,
+    matched_iou: float = 0.0,
+    n_pred: float = 0.0,
+    n_gt: float = 0.0,
+    n_matched: float = 0.0,
+    n_invalid: float = 0.0,
+    no_boxes: float = 0.0,
+    gt_empty: float = 0.0,
+    answer_found: float = 0.0,
+) -> dict[str, float]:
+    # a literal in RESULT_KEYS order (test_grounding_reward checks it): twice as fast as zip and map
+    return {
+        "score": float(score),
+        "soft_f1": float(soft_f1),
+        "precision": float(precision),
+        "recall": float(recall),
+        "matched_iou": float(matched_iou),
+        "n_pred": float(n_pred),
+        "n_gt": float(n_gt),
+        "n_matched": float(n_matched),
+        "n_invalid": float(n_invalid),
+        "no_boxes": float(no_boxes),
+        "gt_empty": float(gt_empty),
+        "answer_found": float(answer_found),
+    }
+
+
+# Up to this many (prediction, ground truth) pairs iou_rows is faster than numpy (measured
+# crossovers: about 550 pairs for IoU, 130 for GIoU, which computes every pair in full).
+PYTHON_IOU_PAIRS = 512
+PYTHON_GIOU_PAIRS = 128
+
+
+def _similarities(pred: list, gt: list, valid: list[bool], n_invalid: int, giou: bool) -> list[list[float]]:
+    """IoU (``giou``: GIoU) of every prediction with every ground-truth box; invalid rows 0 (GIoU -1)."""
+    usable = [box for box, ok in zip(pred, valid, strict=True) if ok] if n_invalid else pred
+    if len(usable) * len(gt) <= (PYTHON_GIOU_PAIRS if giou else PYTHON_IOU_PAIRS):
+        sims = iou_rows(usable, gt, giou)
+    else:
+        sims = (giou_matrix if giou else iou_matrix)(usable, gt).tolist()
+    if not n_invalid:
+        return sims
+    worthless = [-1.0 if giou else 0.0] * len(gt)
+    usable_rows = iter(sims)
+    return [next(usable_rows) if ok else list(worthless) for ok in valid]
+
+
+def _total(values: list[float]) -> float:
+    """``float(np.sum(values))``, exactly: below 8 terms numpy adds in order, from 8 on it adds pairwise."""
+    if len(values) >= 8:
+        return float(np.sum(values))
+    total = 0.0
+    for value in values:
+        total += value
+    return total
 
 
 def score_boxes(
-    pred: np.ndarray,
-    gt: np.ndarray,
+    pred: Sequence[Sequence[float]],
+    gt: Sequence[Sequence[float]],
     options: GroundingOptions,
-    valid: np.ndarray | None = None,
+    valid: Sequence[bool] | None = None,
 ) -> dict[str, float]:
     """Score normalised predicted boxes against ground-truth boxes (pure; no text, no I/O).
 
     Args:
-        pred: ``(n_pred, 4)`` normalised ``xyxy`` predictions, in output order.
-        gt: ``(n_gt, 4)`` normalised ``xyxy`` ground truth.
+        pred: ``(n_pred, 4)`` normalised ``xyxy`` predictions, in output order (array or rows).
+        gt: ``(n_gt, 4)`` normalised ``xyxy`` ground truth (array or rows).
         options: from :func:`grounding_options`.
         valid: boolean mask of usable predictions (others count as false positives); all by default.
 
@@ -222,30 +277,23 @@ def score_boxes(
         >>> round(score_boxes(np.array([[0, 0, .5, 1]]), np.array([[0, 0, 1, 1]]), opts)["score"], 3)
         0.667
     """
+    if not isinstance(pred, (list, tuple)) or not isinstance(gt, (list, tuple)):  # arrays: rows of Python floats
+        pred, gt = np.asarray(pred).tolist(), np.asarray(gt).tolist()
     n_pred, n_gt = len(pred), len(gt)
     if valid is None:
-        valid = np.ones(n_pred, dtype=bool)
-    common = {
-        "n_pred": n_pred,
-        "n_gt": n_gt,
-        "n_invalid": n_pred - int(valid.sum()),
-        "no_boxes": float(n_pred == 0),
-        "gt_empty": float(n_gt == 0),
-        "answer_found": 1.0,
-    }
-    if n_pred == 0 and n_gt == 0:
-        return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
+        valid = [True] * n_pred
+    elif not isinstance(valid, (list, tuple)):
+        valid = np.asarray(valid).tolist()
+    n_invalid = valid.count(False)
     if n_pred == 0 or n_gt == 0:
+        common = {"n_pred": n_pred, "n_gt": n_gt, "n_invalid": n_invalid, "no_boxes": float(n_pred == 0),
+                  "gt_empty": float(n_gt == 0), "answer_found": 1.0}
+        if n_pred == 0 and n_gt == 0:
+            return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
         return _result(options.low, **common)
 
-    all_valid = bool(valid.all())
-    if not all_valid:
-        pred = np.where(valid[:, None], pred, 0.0)  # keep inf/NaN out of the arithmetic
-    iou = iou_matrix(pred, gt)
-    if not all_valid:
-        iou[~valid] = 0.0
-    _, _, matched = hungarian_match(iou, options.min_iou)
-    tp, n_matched = float(matched.sum()), len(matched)
+    matched = matched_similarities(_similarities(pred, gt, valid, n_invalid, False), options.min_iou)
+    tp, n_matched = _total(matched), len(matched)
     recall = tp / n_gt
     if options.precision == "n_pred":
         precision = tp / n_pred
@@ -253,27 +301,19 @@ def score_boxes(
         denominator = tp + (n_pred - n_matched)
         precision = tp / denominator if denominator > 0 else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    slots = max(n_pred, n_gt)
     if options.reward == "soft_f1":
         score = f1
     elif options.reward == "iou":
-        score = tp / slots
+        score = tp / max(n_pred, n_gt)
     else:
-        giou = giou_matrix(pred, gt)
-        if not all_valid:
-            giou[~valid] = -1.0
-        _, _, g = hungarian_match(giou, -1.0, unmatched=-1.0)
-        score = (float(g.sum()) - (slots - len(g))) / slots
-    score = min(max(score, options.low), options.high)  # guard float round-off at the ends
-    return _result(
-        score,
-        soft_f1=f1,
-        precision=precision,
-        recall=recall,
-        matched_iou=tp / n_matched if n_matched else 0.0,
-        n_matched=n_matched,
-        **common,
-    )
+        slots = max(n_pred, n_gt)
+        g = matched_similarities(_similarities(pred, gt, valid, n_invalid, True), -1.0, unmatched=-1.0)
+        score = (_total(g) - (slots - len(g))) / slots
+    # guard float round-off at the ends: min(max(score, low), high) without two builtin calls
+    score = options.low if options.low > score else (options.high if options.high < score else score)
+    return _result(score, f1, precision, recall, tp / n_matched if n_matched else 0.0, n_pred, n_gt, n_matched,
+                   n_invalid, 0.0, 0.0, 1.0)
+
 
 
 def _sample_name(extra_info: Mapping[str, Any]) -> str:
@@ -325,8 +365,8 @@ def score_grounding(
         )
     except ValueError as exc:
         raise ValueError(f"grounding reward for {_sample_name(info)}: {exc}") from None
-    pred = read_prediction(answer, frame)
-    result = score_boxes(pred.boxes, gt.boxes, opts, pred.valid)
+    pred, valid = read_prediction_rows(answer, frame)
+    result = score_boxes(pred, gt.rows, opts, valid)
     if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
         raise RuntimeError(f"grounding reward produced a non-finite score for {_sample_name(info)}")
     return result
