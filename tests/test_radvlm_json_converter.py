@@ -40,7 +40,7 @@ def test_rows_follow_the_contract(tmp_path):
     row = train.iloc[0]
     assert row["data_source"] == "cxr_report/mimic_cxr"
     assert row["prompt"][0]["content"] == "<image>\nReport please. /think"
-    assert row["images"][0]["image"].startswith("file:///") and row["images"][0]["max_pixels"] == 451584
+    assert row["images"][0]["image"].startswith("/") and row["images"][0]["max_pixels"] == 451584
     assert row["reward_model"]["ground_truth"] in REPORTS
     info = row["extra_info"]
     assert info["task"] == "report" and info["thinking"] and info["orig_width"] >= 60 and info["orig_height"] >= 40
@@ -68,7 +68,7 @@ def test_patient_key():
     [
         (lambda rows: rows.__setitem__(3, {"id": "mimic-train_x", "conversations": []}), "row 3 .*missing 'image'"),
         (lambda rows: rows.__setitem__(2, ["not", "an", "object"]), "row 2: expected an object"),
-        (lambda rows: rows[1].__setitem__("image", "files/missing.png"), "row 1 \\(id 'mimic-train_01'\\): cannot read image"),
+        (lambda rows: rows[1].__setitem__("image", "files/missing.png"), "row 1 \\(id 'mimic-train_01'\\): image .*missing.png not found"),
         (lambda rows: rows[0]["conversations"].reverse(), "row 0 .*must be from 'human' then 'gpt'"),
     ],
 )
@@ -102,7 +102,7 @@ def test_skip_missing_images_drops_with_reason(tmp_path):
     rows[1]["image"] = "files/missing.png"
     src.write_text(json.dumps(rows))
     summary = convert(src, tmp_path / "out", Options(val_size=0, skip_missing_images=True))
-    assert summary.dropped["image missing or unreadable"] == 1 and summary.written["train"] == 7
+    assert summary.dropped["image file missing"] == 1 and summary.written["train"] == 7
 
 
 @pytest.mark.parametrize("bad", [dict(box_format="qwen_rel1000"), dict(box_hint=True), dict(tasks=("vqa",))])

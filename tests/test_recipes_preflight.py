@@ -172,7 +172,7 @@ def test_task_must_match_data(data):
 def test_missing_image_file(data):
     report = check(*files(data["missing_image"], data["report"]))
     assert len(report.errors) == 1
-    assert "row 0: image file://" in report.errors[0] and "must be readable on every node" in report.errors[0]
+    assert "row 0: image /" in report.errors[0] and "must be readable on every node" in report.errors[0]
 
 
 def test_bad_reward_kwarg_and_batch_layout(data):

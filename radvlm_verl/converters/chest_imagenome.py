@@ -28,6 +28,8 @@ from radvlm_verl.converters.common import (
     CommonOptions,
     RowBuilder,
     grounding_truth,
+    image_key,
+    image_store,
     iter_csv,
     limited,
     load_json,
@@ -100,6 +102,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     avoid_csv = split_dir / "images_to_avoid.csv"
     avoid = {rec["dicom_id"].strip() for _, rec in iter_csv(avoid_csv, ("dicom_id",))} if avoid_csv.is_file() else set()
     views = {v.upper() for v in options.views}
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
     if not avoid_csv.is_file():
@@ -135,14 +138,17 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 summary.drop("gold-set image (images_to_avoid.csv) kept out of train", dicom_id)
                 continue
             relpath = image_relpath(subject_id, study_id, dicom_id)
-            image_path = mimic_root / relpath
-            if not image_path.is_file():
+            if not (mimic_root / relpath).is_file():
                 summary.drop("image file missing", dicom_id)
                 continue
             graph_path = graph_dir / f"{dicom_id}_SceneGraph.json"
             if not graph_path.is_file():
                 summary.drop("scene graph missing", dicom_id)
                 continue
+            prepared = store.usable(mimic_root / relpath, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            image_path, width, height = prepared  # boxes are normalised by the scene graph's own size
             boxes = scene_graph_boxes(load_json(graph_path), f"{graph_path} (listed at {where})")
             names = [n for n in boxes if not options.regions or n in options.regions]
             valid = [n for n in names if boxes[n][0] is not None]
@@ -153,7 +159,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 summary.drop("no usable region", dicom_id)
                 continue
             for name in pick_regions(valid, dicom_id, options.regions_per_image):
-                box, width, height = boxes[name]
+                box = boxes[name][0]
                 yield builder.row(
                     task="anatomy_grounding",
                     split=split,

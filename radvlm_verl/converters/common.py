@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
+from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
     BOX_FORMATS,
     DEFAULT_MAX_PIXELS,
@@ -59,6 +60,8 @@ class CommonOptions:
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     embed_images: bool = False
+    image_out_dir: Path | None = None  # 8-bit copies of 16-bit/DICOM/RGBA images; default <out_dir>/images
+    window: str = "minmax"  # intensity window of those copies (radvlm_verl.converters.images.WINDOWS)
     eval_files: tuple[Path, ...] = ()  # converted evaluation parquet files the train set must not overlap
     allow_leakage: bool = False
     progress: bool = True
@@ -69,6 +72,8 @@ class CommonOptions:
             raise ValueError(f"thinking must be one of {THINKING_MODES}, got {self.thinking!r}")
         if self.box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {self.box_format!r}")
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
 
@@ -352,6 +357,16 @@ class RowBuilder:
             },
         )
         return split, row
+
+
+def image_store(out_dir: str | Path, options: CommonOptions) -> ImageStore:
+    """Where a converter's images are checked and, when needed, converted to 8-bit (once)."""
+    return ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+
+
+def image_key(relpath: str) -> str:
+    """The name of a source image's 8-bit copy: its path without suffix (relative to the root)."""
+    return str(Path(relpath).with_suffix("")).lstrip("/")
 
 
 def resolve_image(root: Path, relpath: str, alternatives: Sequence[str] = ()) -> Path | None:

@@ -23,6 +23,8 @@ from radvlm_verl.converters.common import (
     CommonOptions,
     RowBuilder,
     grounding_truth,
+    image_key,
+    image_store,
     iter_csv,
     load_mimic_split,
     normalise_split,
@@ -87,7 +89,9 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             group["boxes"].append(box)
 
     builder = RowBuilder(DATASET, options)
+    store = image_store(out_dir, options)
     disagreements: set[str] = set()
+    size_mismatches: set[str] = set()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for (dicom_id, phrase), group in progress(list(groups.items()), desc="ms-cxr", enabled=options.progress):
@@ -116,19 +120,30 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             if source is None:
                 summary.drop("image file missing", row_id)
                 continue
+            prepared = store.usable(source, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared  # the file's size: what the model is fed
+            if (width, height) != tuple(int(v) for v in group["size"]):
+                size_mismatches.add(dicom_id)
             match = _SUBJECT.search(relpath)
-            width, height = (int(v) for v in group["size"])
             yield builder.row(
                 task="phrase_grounding",
                 split=split,
                 row_id=row_id,
                 patient_id=match.group(1) if match else dicom_id,
-                image_path=source,
+                image_path=path,
                 image_relpath=relpath,
                 width=width,
                 height=height,
                 label=phrase,
                 ground_truth=grounding_truth("phrase_grounding", phrase, group["boxes"], width, height),
+            )
+        if size_mismatches:
+            summary.notes.append(
+                f"{len(size_mismatches)} image file(s) differ in size from the CSV's image_width/image_height "
+                f"(e.g. {sorted(size_mismatches)[0]}): boxes normalised by the CSV size, orig_width/orig_height "
+                "from the file"
             )
         if disagreements:
             summary.notes.append(

@@ -31,6 +31,7 @@ from radvlm_verl.converters.common import (
     clean_report,
     clip_norm_box,
     grounding_truth,
+    image_store,
     iter_csv,
     limited,
     load_json,
@@ -39,7 +40,6 @@ from radvlm_verl.converters.common import (
     write_rows,
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "padchest_gr"
@@ -54,11 +54,9 @@ class Options(CommonOptions):
     json_path: Path
     master_table: Path
     image_dir: Path
-    image_out_dir: Path | None = None  # default <out_dir>/images
     tasks: tuple[str, ...] = ("phrase_grounding",)
     extra_boxes: str = "ignore"
     splits: tuple[str, ...] = ("train", "val", "test")
-    window: str = "minmax"
     padchest_csv: Path | None = None  # original PadChest labels CSV, for the frontal-view filter
     views: tuple[str, ...] = FRONTAL_PROJECTIONS
 
@@ -101,7 +99,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     projections = load_projections(Path(options.padchest_csv), set(master)) if options.padchest_csv else None
     views = {v.lower() for v in options.views}
     image_dir = Path(options.image_dir)
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
 
@@ -130,7 +128,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             if not source.is_file():
                 summary.drop("image file missing", image_id)
                 continue
-            path, width, height = store.prepare(source, Path(image_id).stem)
+            prepared = store.usable(source, Path(image_id).stem, summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             common = dict(split=split, patient_id=patient, image_path=path, image_relpath=image_id,
                           width=width, height=height)
             stem = Path(image_id).stem

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
 from radvlm_verl.converters.common import (
     CommonOptions,
@@ -37,6 +35,8 @@ from radvlm_verl.converters.common import (
     clip_norm_box,
     detection_truth,
     grounding_truth,
+    image_key,
+    image_store,
     limited,
     load_json,
     progress,
@@ -178,22 +178,22 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
             val_patients.add(patient)
             total += counts[patient]
 
+    store = image_store(out_dir, options)
     builder = RowBuilder("radvlm_json", options)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for position, row_id, image, task, dataset, pairs in progress(kept, desc="radvlm-json",
                                                                       enabled=options.progress):
-            path = Path(image) if os.path.isabs(image) else image_root / image
-            try:
-                with Image.open(path) as im:
-                    width, height = im.size
-            except (FileNotFoundError, OSError) as exc:
+            source = Path(image) if os.path.isabs(image) else image_root / image
+            if not source.is_file():
                 if options.skip_missing_images:
-                    summary.drop("image missing or unreadable", row_id)
+                    summary.drop("image file missing", row_id)
                     continue
-                raise ConversionError(
-                    f"{json_path}: row {position} (id {row_id!r}): cannot read image {path}: {exc}"
-                ) from exc
+                raise ConversionError(f"{json_path}: row {position} (id {row_id!r}): image {source} not found")
+            prepared = store.usable(source, image_key(image), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             patient = patient_key(image)
             split = options.split_name or ("val" if patient in val_patients else "train")
             label = None if task == "report" else record_label(records[position])

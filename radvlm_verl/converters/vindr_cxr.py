@@ -35,6 +35,7 @@ from radvlm_verl.converters.common import (
     carve_split,
     detection_truth,
     grounding_truth,
+    image_store,
     iter_csv,
     limited,
     norm_box,
@@ -43,7 +44,6 @@ from radvlm_verl.converters.common import (
     write_rows,
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "vindr_cxr"
@@ -57,11 +57,9 @@ TASKS = ("abnormality_grounding", "abnormality_detection")
 class Options(CommonOptions):
     vindr_root: Path
     image_dir: Path | None = None  # pre-converted <image_id>.png/.jpg at original resolution
-    image_out_dir: Path | None = None  # default <out_dir>/images
     tasks: tuple[str, ...] = TASKS
     splits: tuple[str, ...] = ("train", "test")
     val_fraction: float = 0.0
-    window: str = "minmax"
     iou_thr: float = FUSION_IOU
 
 
@@ -93,7 +91,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     if unknown:
         raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}")
     root = Path(options.vindr_root)
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
     sources = []
@@ -128,7 +126,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 if source is None:
                     summary.drop("image file missing", image_id)
                     continue
-                path, width, height = store.prepare(source, f"{folder}/{image_id}")
+                prepared = store.usable(source, f"{folder}/{image_id}", summary)
+                if prepared is None:
+                    continue
+                path, width, height = prepared
                 relpath = str(source.relative_to(root)) if source.is_relative_to(root) else source.name
                 objects = []
                 lost_labels = []  # findings whose every box was degenerate

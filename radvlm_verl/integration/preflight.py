@@ -165,6 +165,8 @@ def _check_images(path: Path, what: str, image_key: str, report: Report) -> None
     """The first few image references must exist here (path images must be readable on every node)."""
     import pyarrow.parquet as pq
 
+    from radvlm_verl.converters.rows import image_file
+
     batch = next(pq.ParquetFile(path).iter_batches(batch_size=IMAGES_TO_PROBE, columns=[image_key]), None)
     if batch is None:
         return
@@ -173,7 +175,7 @@ def _check_images(path: Path, what: str, image_key: str, report: Report) -> None
             ref = image.get("image") if isinstance(image, Mapping) else image
             if not isinstance(ref, str):
                 continue  # embedded bytes
-            local = _local_path(ref)
+            local = image_file(ref)  # the file verl's loader opens, not a decoded URI
             if local is not None and not local.exists():
                 report.errors.append(
                     f"{what}: {path.name} row {index}: image {ref} not found; image paths must be readable "
