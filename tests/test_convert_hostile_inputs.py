@@ -72,3 +72,127 @@ def test_corrupt_images_never_reach_a_parquet(tmp_path):
         json_path=json_path, master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc", progress=False))
     assert not summary.written and summary.dropped_examples[UNREADABLE_IMAGE] == [str(bad)]
     assert not (tmp_path / "o_pc" / "train.parquet").exists()
+
+
+# --- unique ids per output file -----------------------------------------------------------------
+
+
+def _ids(path):
+    ids = [r["extra_info"]["id"] for r in pq.read_table(path).to_pylist()]
+    assert len(ids) == len(set(ids)), ids
+    return ids
+
+
+def test_mimic_duplicated_metadata_row_is_written_once(tmp_path):
+    from radvlm_verl.converters import mimic_cxr
+    from radvlm_verl.converters.rows import REPEATED_ROW
+    from radvlm_verl.testing.cxr_layouts import MimicImage, write_mimic
+
+    layout = write_mimic(tmp_path / "m", [MimicImage("fake-1", "99000001", "59000001")], gz=False)
+    meta = layout.root / "mimic-cxr-2.0.0-metadata.csv"
+    lines = meta.read_text().splitlines()
+    meta.write_text("\n".join([*lines, lines[1]]) + "\n")
+    summary = mimic_cxr.convert(tmp_path / "out", mimic_cxr.Options(
+        mimic_root=layout.root, reports=layout.sectioned_csv, progress=False))
+    assert _ids(tmp_path / "out" / "train.parquet") == ["fake-1"]
+    assert summary.dropped_examples[REPEATED_ROW] == [f"fake-1 ({meta}: line 3)"]
+    assert pq.read_table(tmp_path / "out" / "train.parquet").to_pylist()[0]["extra_info"]["index"] == 0
+
+
+def test_vindr_class_names_spelt_two_ways_are_one_class(tmp_path):
+    from radvlm_verl.converters import vindr_cxr
+    from radvlm_verl.testing.cxr_layouts import VINDR_HEADER, write_csv, write_image
+
+    write_image(tmp_path / "png" / "fakev.png", 100, 80)
+    write_csv(tmp_path / "vindr" / "annotations" / "annotations_train.csv", VINDR_HEADER, [
+        ("fakev", "R1", "Other lesion", 10, 10, 40, 40), ("fakev", "R2", "Other-lesion", 12, 10, 40, 42)])
+    summary = vindr_cxr.convert(tmp_path / "out", vindr_cxr.Options(
+        vindr_root=tmp_path / "vindr", image_dir=tmp_path / "png", splits=("train",), progress=False))
+    rows = pq.read_table(tmp_path / "out" / "train.parquet").to_pylist()
+    assert _ids(tmp_path / "out" / "train.parquet") == ["fakev-other_lesion", "fakev-detection"]
+    assert rows[0]["extra_info"]["label"] == "Other lesion"
+    assert any("['Other lesion', 'Other-lesion'] are one class" in note for note in summary.notes)
+
+
+def _padchest(tmp_path, entries):
+    from radvlm_verl.converters import padchest_gr
+    from radvlm_verl.testing.cxr_layouts import write_csv, write_image, write_json
+
+    write_image(tmp_path / "pc" / "img.png", 50, 40, kind="I;16")
+    write_csv(tmp_path / "master.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "img.png", "p", "train")])
+    json_path = write_json(tmp_path / "gr.json", entries)
+    return padchest_gr.convert(tmp_path / "out", padchest_gr.Options(
+        json_path=json_path, master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc",
+        tasks=("phrase_grounding", "report"), progress=False))
+
+
+def test_padchest_repeated_image_id(tmp_path):
+    from radvlm_verl.converters.rows import REPEATED_ROW, ConversionError
+
+    entry = {"StudyID": "s", "ImageID": "img.png", "findings": [
+        {"sentence_en": "Right effusion.", "boxes": [[0.5, 0.6, 0.9, 0.9]]}]}
+    summary = _padchest(tmp_path / "same", [entry, entry])
+    assert _ids(tmp_path / "same" / "out" / "train.parquet") == ["img-f0", "img-report"]
+    assert summary.dropped[REPEATED_ROW] == 2
+    other = {**entry, "findings": [{"sentence_en": "Left effusion.", "boxes": [[0.1, 0.6, 0.4, 0.9]]}]}
+    with pytest.raises(ConversionError, match=r"two different rows have id 'img-f0': .*gr\.json: entry 0 and "
+                                              r".*gr\.json: entry 1"):
+        _padchest(tmp_path / "differ", [entry, other])
+    assert not (tmp_path / "differ" / "out" / "train.parquet").exists()
+
+
+def test_radvlm_json_repeated_id(tmp_path):
+    import json
+
+    from radvlm_verl.converters import radvlm_json
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import write_image
+
+    write_image(tmp_path / "a.png", 40, 30)
+    record = {"id": "mimic-train_1", "image": "a.png", "conversations": [
+        {"from": "human", "value": "<image>\nReport?"}, {"from": "gpt", "value": "Clear lungs."}]}
+    (tmp_path / "same.json").write_text(json.dumps([record, record]))
+    radvlm_json.convert(tmp_path / "same.json", tmp_path / "o1", radvlm_json.Options(split_name="train", progress=False))
+    assert _ids(tmp_path / "o1" / "train.parquet") == ["mimic-train_1"]
+    other = {**record, "conversations": [record["conversations"][0], {"from": "gpt", "value": "Effusion."}]}
+    (tmp_path / "differ.json").write_text(json.dumps([record, other]))
+    with pytest.raises(ConversionError, match=r"id 'mimic-train_1': .*differ\.json: row 0 and .*differ\.json: row 1"):
+        radvlm_json.convert(tmp_path / "differ.json", tmp_path / "o2",
+                            radvlm_json.Options(split_name="train", progress=False))
+
+
+def test_iu_xray_image_in_two_reports_is_refused_naming_both(tmp_path):
+    from radvlm_verl.converters import iu_xray
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import iu_xml, write_image
+
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "xml" / "1.xml").write_text(iu_xml("CXR1", "Normal heart.", None, ["CXR1_1_IM-0001-1001"]))
+    (tmp_path / "xml" / "2.xml").write_text(iu_xml("CXR2", "Small effusion.", None, ["CXR1_1_IM-0001-1001"]))
+    write_image(tmp_path / "png" / "CXR1_1_IM-0001-1001.png", 40, 30)
+    with pytest.raises(ConversionError, match=r"id 'CXR1_1_IM-0001-1001': .*1\.xml and .*2\.xml"):
+        iu_xray.convert(tmp_path / "out", iu_xray.Options(reports_dir=tmp_path / "xml", image_dir=tmp_path / "png",
+                                                          progress=False))
+    assert not (tmp_path / "out" / "test.parquet").exists()
+
+
+def test_ms_cxr_duplicated_row_keeps_a_perfect_answer_perfect(tmp_path):
+    import json
+
+    from radvlm_verl.converters import ms_cxr
+    from radvlm_verl.rewards import compute_score
+    from radvlm_verl.testing.cxr_layouts import MS_CXR_HEADER, MimicImage, write_csv, write_mimic
+
+    mimic = write_mimic(tmp_path / "m", [MimicImage("fake-1", "99000001", "59000001", width=100, height=100)])
+    record = ("fake-1", "Edema", "Mild edema", "files/p99/p99000001/s59000001/fake-1.jpg", 10, 10, 40, 50, 100, 100,
+              "train")
+    csv_path = write_csv(tmp_path / "ms.csv", MS_CXR_HEADER, [record, record])
+    summary = ms_cxr.convert(tmp_path / "out", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root,
+                                                               progress=False))
+    (row,) = pq.read_table(tmp_path / "out" / "train.parquet").to_pylist()
+    truth = json.loads(row["reward_model"]["ground_truth"])
+    assert truth["boxes"] == [[0.1, 0.1, 0.5, 0.6]]
+    assert summary.dropped["repeated CSV row (same image, phrase and box) counted once"] == 1
+    result = compute_score(row["data_source"], "Mild edema: [0.1, 0.1, 0.5, 0.6]", row["reward_model"]["ground_truth"],
+                           row["extra_info"])
+    assert result["score"] == pytest.approx(1.0)

@@ -171,6 +171,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     height=height,
                     label=name,
                     ground_truth=grounding_truth("anatomy_grounding", name, [box], width, height),
+                    source=where,
                 )
 
     return write_rows(rows(), out_dir, summary, options)

@@ -97,6 +97,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 width=width,
                 height=height,
                 ground_truth=text,
+                source=where,
             )
 
     return write_rows(rows(), out_dir, summary, options)

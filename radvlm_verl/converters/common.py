@@ -14,9 +14,8 @@ import json
 import math
 import re
 import sys
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -264,13 +263,25 @@ def clip_norm_box(box: Sequence[float]) -> list[float] | None:
     return norm_box(*[float(v) for v in box], 1.0, 1.0)
 
 
+def distinct_boxes(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``boxes`` as floats, each box once (first-appearance order).
+
+    A box given twice (a repeated source row, two readers drawing the same box) would be a second
+    ground-truth object that a perfect answer can never match.
+    """
+    out: dict[tuple[float, ...], None] = {}
+    for box in boxes:
+        out.setdefault(tuple(map(float, box)), None)
+    return [list(b) for b in out]
+
+
 def grounding_truth(task: str, label: str, boxes: Sequence[Sequence[float]], width: int, height: int) -> str:
-    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``)."""
+    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``, each once)."""
     return json.dumps(
         {
             "task": task,
             "label": label,
-            "boxes": [list(map(float, b)) for b in boxes],
+            "boxes": distinct_boxes(boxes),
             "coord": "xyxy_norm01",
             "image_size": [int(width), int(height)],
         }
@@ -282,7 +293,7 @@ def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], wi
     return json.dumps(
         {
             "task": "abnormality_detection",
-            "objects": [{"label": label, "boxes": [list(map(float, b)) for b in boxes]} for label, boxes in objects],
+            "objects": [{"label": label, "boxes": distinct_boxes(boxes)} for label, boxes in objects],
             "coord": "xyxy_norm01",
             "image_size": [int(width), int(height)],
         }
@@ -294,11 +305,10 @@ def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], wi
 
 @dataclass
 class RowBuilder:
-    """Builds contract rows for one dataset, numbering ``extra_info.index`` per split."""
+    """Builds contract rows for one dataset (``extra_info.index`` is numbered by the writer)."""
 
     dataset: str
     options: CommonOptions
-    _index: Counter = field(default_factory=Counter)
 
     def prompt(self, task: str, key: str, label: str | None = None, question: str | None = None) -> list[dict[str, str]]:
         """The row's chat messages; ``question`` replaces the templated question (RadVLM JSON rows)."""
@@ -329,13 +339,16 @@ class RowBuilder:
         label: str | None = None,
         prompt: list[dict[str, str]] | None = None,
         dataset: str | None = None,
-    ) -> tuple[str, dict[str, Any]]:
-        """One ``(split, row)``; ``prompt`` overrides the template, ``dataset`` the builder's dataset."""
+        source: str | None = None,
+    ) -> tuple[str, dict[str, Any], str | None]:
+        """One ``(split, row, source)`` for :func:`~radvlm_verl.converters.rows.write_splits`.
+
+        ``prompt`` overrides the template, ``dataset`` the builder's dataset; ``source`` names the
+        input record (file and line or entry) for the writer's duplicate-id refusal.
+        """
         o = self.options
         dataset = dataset or self.dataset
         family = "report" if task == "report" else "grounding"
-        index = self._index[split]
-        self._index[split] += 1
         row = make_row(
             data_source=f"cxr_{family}/{dataset}",
             prompt=prompt if prompt is not None else self.prompt(task, row_id, label),
@@ -343,7 +356,7 @@ class RowBuilder:
             ground_truth=ground_truth,
             extra_info={
                 "split": split,
-                "index": index,
+                "index": None,
                 "id": row_id,
                 "dataset": dataset,
                 "task": task,
@@ -356,7 +369,7 @@ class RowBuilder:
                 "thinking": o.thinking != "off",
             },
         )
-        return split, row
+        return split, row, source
 
 
 def image_store(out_dir: str | Path, options: CommonOptions) -> ImageStore:

@@ -136,6 +136,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     width=width,
                     height=height,
                     ground_truth=text,
+                    source=str(xml_path),
                 )
 
     return write_rows(rows(), out_dir, summary, options)

@@ -181,6 +181,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 width=width,
                 height=height,
                 ground_truth=text,
+                source=f"{metadata}: line {line}",
             )
 
     return write_rows(rows(), out_dir, summary, options)

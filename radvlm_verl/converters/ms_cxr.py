@@ -78,8 +78,12 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
         group = groups.setdefault(
             (dicom_id, phrase),
             {"path": rec["path"].strip(), "size": (width, height), "boxes": [], "own_split": rec.get("split"),
-             "where": where},
+             "where": where, "seen": set()},
         )
+        if (x, y, w, h) in group["seen"]:  # a repeated CSV row would duplicate a ground-truth box
+            summary.drop("repeated CSV row (same image, phrase and box) counted once", f"{dicom_id} ({where})")
+            continue
+        group["seen"].add((x, y, w, h))
         if group["size"] != (width, height):
             raise ConversionError(f"{where}: image size {width}x{height} differs from an earlier row of {dicom_id}")
         box = norm_box(x, y, x + w, y + h, width, height)
@@ -138,6 +142,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 height=height,
                 label=phrase,
                 ground_truth=grounding_truth("phrase_grounding", phrase, group["boxes"], width, height),
+                source=group["where"],
             )
         if size_mismatches:
             summary.notes.append(

@@ -133,7 +133,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 continue
             path, width, height = prepared
             common = dict(split=split, patient_id=patient, image_path=path, image_relpath=image_id,
-                          width=width, height=height)
+                          width=width, height=height, source=where)
             stem = Path(image_id).stem
             if "phrase_grounding" in options.tasks:
                 for k, finding in enumerate(findings):

@@ -222,6 +222,7 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
                     label=label,
                     prompt=builder.prompt(task, row_id, question=question),
                     dataset=dataset,
+                    source=f"{json_path}: row {position}",
                 )
 
     return write_rows(rows(), out_dir, summary, options)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tempfile
 from collections import Counter
 from collections.abc import Iterable
@@ -172,6 +173,11 @@ class AtomicParquetWriter:
         self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         return self
 
+    @property
+    def rows_staged(self) -> int:
+        """Rows given to :meth:`write` so far (written or buffered)."""
+        return self.rows_written + len(self._buffer)
+
     def write(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
         if len(self._buffer) >= self.batch_rows:
@@ -224,8 +230,46 @@ class ConversionSummary:
         return "\n".join(lines)
 
 
+REPEATED_ROW = "repeated input record (a row identical to an earlier one, written once)"
+
+
+def _content_digest(row: dict[str, Any]) -> int:
+    """A fingerprint of everything a row holds (its ``index`` is not assigned yet)."""
+    return int.from_bytes(hashlib.blake2b(pickle.dumps(row, protocol=5), digest_size=8).digest(), "big")
+
+
+class UniqueIds:
+    """Ids already written to one output file: a repeat is collapsed or refused, never written.
+
+    A row whose id was written before is dropped (:data:`REPEATED_ROW`) when its content is the
+    same as the first row's (a repeated source record), and refused with a
+    :class:`ConversionError` naming both source records when it differs (two records claiming one
+    id would double-weight the id in training and make evaluation refuse the file). Memory: one
+    8-byte fingerprint and the first row's source per id.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._first: dict[str, tuple[int, str | None]] = {}
+
+    def admit(self, row: dict[str, Any], source: str | None, summary: ConversionSummary) -> bool:
+        row_id = str(row["extra_info"]["id"])
+        digest = _content_digest(row)
+        first = self._first.get(row_id)
+        if first is None:
+            self._first[row_id] = (digest, source)
+            return True
+        if first[0] == digest:
+            summary.drop(REPEATED_ROW, f"{row_id} ({source})" if source else row_id)
+            return False
+        raise ConversionError(
+            f"{self.path.name}: two different rows have id {row_id!r}: {first[1] or 'an earlier row'} and "
+            f"{source or 'a later row'}; ids must be unique per file (fix or remove one of the two records)"
+        )
+
+
 def write_splits(
-    rows: Iterable[tuple[str, dict[str, Any]]],
+    rows: Iterable[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str | None]],
     out_dir: str | os.PathLike,
     summary: ConversionSummary,
     *,
@@ -233,9 +277,11 @@ def write_splits(
     file_names: dict[str, str] | None = None,
     leakage: Any = None,
 ) -> ConversionSummary:
-    """Write ``(split, row)`` pairs to ``<out_dir>/<split>.parquet`` atomically, all or nothing.
+    """Write ``(split, row[, source])`` items to ``<out_dir>/<split>.parquet`` atomically, all or nothing.
 
-    Every split file is staged first and renamed only when the whole input converted, so a
+    ``source`` names the input record a row came from (file and line), for error messages. Ids are
+    unique per file (:class:`UniqueIds`), and ``extra_info.index`` numbers each file's rows from 0
+    as they are written. Every split file is staged first and renamed only when the whole input converted, so a
     failure halfway leaves no new file behind. ``leakage`` (a
     :class:`radvlm_verl.converters.leakage.LeakageCheck`) sees each split's patient keys before
     anything is renamed and may refuse the whole write.
@@ -247,14 +293,19 @@ def write_splits(
     names = file_names or {}
     writers: dict[str, AtomicParquetWriter] = {}
     keys_by_split: dict[str, set[str]] = {}
+    ids: dict[str, UniqueIds] = {}
     try:
-        for split, row in rows:
+        for split, row, *source in rows:
             writer = writers.get(split)
             if writer is None:
                 writer = AtomicParquetWriter(out_dir / names.get(split, f"{split}.parquet"), schema)
                 writer.__enter__()
                 writers[split] = writer
                 keys_by_split[split] = set()
+                ids[split] = UniqueIds(writer.path)
+            if not ids[split].admit(row, source[0] if source else None, summary):
+                continue
+            row["extra_info"]["index"] = writer.rows_staged
             writer.write(row)
             if leakage is not None:
                 info = row["extra_info"]

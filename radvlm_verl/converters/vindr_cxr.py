@@ -67,9 +67,15 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
-def read_annotations(path: Path) -> dict[str, dict[str, Any]]:
-    """image_id -> {"readers": set, "boxes": {class: {reader: [[x1, y1, x2, y2] px, ...]}}}."""
+def read_annotations(path: Path, spellings: dict[str, set[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """image_id -> {"readers": set, "boxes": {class: {reader: [[x1, y1, x2, y2] px, ...]}}}.
+
+    Class names that differ only in case, spaces or punctuation (``Other lesion`` and
+    ``Other-lesion``) would give one row id: they are one class, named as first spelt in the file;
+    ``spellings`` collects slug -> every spelling seen.
+    """
     images: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, str] = {}
     for line, rec in iter_csv(path, COLUMNS):
         where = f"{path}: line {line}"
         reader = (rec.get("rad_id") or rec.get("rad_ID") or "consensus").strip()
@@ -78,6 +84,11 @@ def read_annotations(path: Path) -> dict[str, dict[str, Any]]:
         label = rec["class_name"].strip()
         if label.lower() == NO_FINDING:
             continue
+        if not slug(label):
+            raise ConversionError(f"{where}: empty class_name")
+        label = canonical.setdefault(slug(label), label)
+        if spellings is not None:
+            spellings.setdefault(slug(label), set()).add(rec["class_name"].strip())
         coords = [parse_float(rec, c, where, allow_empty=True) for c in ("x_min", "y_min", "x_max", "y_max")]
         if any(v is None for v in coords):
             raise ConversionError(f"{where}: finding {label!r} has no box coordinates")
@@ -114,7 +125,11 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for folder, csv_path in sources:
-            images = read_annotations(csv_path)
+            spellings: dict[str, set[str]] = {}
+            images = read_annotations(csv_path, spellings)
+            for names in spellings.values():
+                if len(names) > 1:
+                    summary.notes.append(f"{csv_path}: class names {sorted(names)} are one class (one row id)")
             for image_id in progress(limited(images, options.limit), desc=f"vindr-cxr {folder}",
                                      enabled=options.progress, total=len(images)):
                 info = images[image_id]
@@ -155,7 +170,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     else:
                         lost_labels.append(label)
                 common = dict(split=split, patient_id=image_id, image_path=path, image_relpath=relpath,
-                              width=width, height=height)
+                              width=width, height=height, source=f"{csv_path}: image {image_id}")
                 if "abnormality_grounding" in options.tasks:
                     if not objects and not lost_labels:
                         summary.drop("no finding: no grounding row (detection row only)", image_id)
