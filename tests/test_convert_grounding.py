@@ -142,7 +142,7 @@ def test_vindr_fusion_detection_and_dicom(tmp_path):
     assert summary.dropped["degenerate box (zero or negative size after clipping) skipped"] == 1
     assert summary.dropped["no finding: no grounding row (detection row only)"] == 1
     # fakeimg05's only finding has no usable box: no row claims it has no finding
-    assert summary.dropped["detection row skipped: a finding has only degenerate boxes"] == 1
+    assert summary.dropped["detection row skipped: a finding has only dropped boxes"] == 1
 
 
 def test_vindr_box_without_coordinates(tmp_path):
@@ -185,7 +185,7 @@ def test_chest_imagenome_regions_split_authority_and_gold_set(tmp_path):
     assert train[0]["extra_info"]["patient_id"] == "99000011"
     assert len(_rows(tmp_path / "out" / "test.parquet")) == 2
     assert summary.dropped["gold-set image (images_to_avoid.csv) kept out of train"] == 1
-    assert summary.dropped["degenerate region box skipped"] == 2
+    assert summary.dropped["degenerate box (zero or negative size after clipping) skipped"] == 2
 
     chest_imagenome.convert(tmp_path / "one", chest_imagenome.Options(
         imagenome_root=tmp_path / "imagenome", mimic_root=mimic.root, progress=False))
@@ -242,7 +242,7 @@ def test_padchest_gr_malformed_boxes(tmp_path):
     write_csv(tmp_path / "m.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "a.png", "p", "train")])
     json_path = write_json(tmp_path / "g.json", [{"StudyID": "s", "ImageID": "a.png", "findings": [
         {"sentence_en": "x", "boxes": [[0.1, 0.2, 0.3]]}]}])
-    with pytest.raises(ConversionError, match=r"g\.json: entry 0 \(a\.png\) findings\[0\]: boxes must be"):
+    with pytest.raises(ConversionError, match=r"g\.json: entry 0 \(a\.png\) findings\[0\]\.boxes: must be a list"):
         padchest_gr.convert(tmp_path / "out", padchest_gr.Options(json_path=json_path, master_table=tmp_path / "m.csv",
                                                                   image_dir=tmp_path, progress=False))
 
@@ -281,7 +281,7 @@ def test_chest_imagenome_malformed_scene_graph_names_file_and_object(tmp_path):
     write_csv(silver / "splits" / "valid.csv", header, [])
     write_csv(silver / "splits" / "test.csv", header, [])
     with pytest.raises(ConversionError, match=r"fake-g1_SceneGraph\.json \(listed at .*train\.csv: line 2\): "
-                                              r"objects\[0\] \(right lung\) needs numeric"):
+                                              r"objects\[0\] \(right lung\) lacks \['original_x2'\]"):
         chest_imagenome.convert(tmp_path / "out", chest_imagenome.Options(
             imagenome_root=tmp_path / "imagenome", mimic_root=mimic.root, progress=False))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.parquet"))

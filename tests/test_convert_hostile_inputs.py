@@ -196,3 +196,109 @@ def test_ms_cxr_duplicated_row_keeps_a_perfect_answer_perfect(tmp_path):
     result = compute_score(row["data_source"], "Mild edema: [0.1, 0.1, 0.5, 0.6]", row["reward_model"]["ground_truth"],
                            row["extra_info"])
     assert result["score"] == pytest.approx(1.0)
+
+
+# --- one coordinate rule ------------------------------------------------------------------------
+
+
+def _strict_json(text):
+    import json
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_padchest_non_finite_coordinate_stops_with_the_entry(tmp_path, value):
+    from radvlm_verl.converters import padchest_gr
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import write_csv, write_image
+
+    write_image(tmp_path / "pc" / "img.png", 50, 40, kind="I;16")
+    write_csv(tmp_path / "master.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "img.png", "p", "train")])
+    (tmp_path / "gr.json").write_text('[{"StudyID": "s", "ImageID": "img.png", "findings": [{"sentence_en": "Effusion.",'
+                                      f' "boxes": [[0.1, 0.2, {value}, 0.9]]}}]}}]')
+    with pytest.raises(ConversionError, match=r"gr\.json: entry 0 \(img\.png\) findings\[0\]\.boxes\[0\]: "
+                                              r"box x2 is not finite"):
+        padchest_gr.convert(tmp_path / "out", padchest_gr.Options(
+            json_path=tmp_path / "gr.json", master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc",
+            progress=False))
+    assert not (tmp_path / "out" / "train.parquet").exists()
+
+
+def test_out_of_range_boxes_are_dropped_with_the_line_in_every_converter(tmp_path):
+    """A box far outside the image (pixels given as fractions, another image's size) is not clipped into
+    a box that was never drawn: PadChest-GR, MS-CXR, VinDr-CXR and RadVLM answers drop it alike."""
+    import json
+
+    from radvlm_verl.converters import ms_cxr, padchest_gr, radvlm_json, vindr_cxr
+    from radvlm_verl.converters.common import BOX_OUTSIDE_IMAGE
+    from radvlm_verl.testing.cxr_layouts import (
+        MS_CXR_HEADER,
+        VINDR_HEADER,
+        MimicImage,
+        write_csv,
+        write_image,
+        write_json,
+        write_mimic,
+    )
+
+    write_image(tmp_path / "pc" / "img.png", 50, 40, kind="I;16")
+    write_csv(tmp_path / "master.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "img.png", "p", "train")])
+    json_path = write_json(tmp_path / "gr.json", [{"StudyID": "s", "ImageID": "img.png", "findings": [
+        {"sentence_en": "Effusion.", "boxes": [[0.1, 0.2, 0.4, 0.5], [10, 20, 35, 40]]}]}])
+    summary = padchest_gr.convert(tmp_path / "o_pc", padchest_gr.Options(
+        json_path=json_path, master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc", progress=False))
+    (row,) = pq.read_table(tmp_path / "o_pc" / "train.parquet").to_pylist()
+    assert _strict_json(row["reward_model"]["ground_truth"])["boxes"] == [[0.1, 0.2, 0.4, 0.5]]
+    assert summary.dropped_examples[BOX_OUTSIDE_IMAGE] == [f"img-f0 ({json_path}: entry 0 (img.png) findings[0].boxes[1])"]
+
+    mimic = write_mimic(tmp_path / "m", [MimicImage("fake-1", "99000001", "59000001", width=100, height=100)])
+    rel = "files/p99/p99000001/s59000001/fake-1.jpg"
+    csv_path = write_csv(tmp_path / "ms.csv", MS_CXR_HEADER, [
+        ("fake-1", "Edema", "Mild edema", rel, 10, 10, 40, 50, 100, 100, "train"),
+        ("fake-1", "Edema", "Mild edema", rel, 10, 10, 4000, 50, 100, 100, "train")])
+    summary = ms_cxr.convert(tmp_path / "o_ms", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root,
+                                                                progress=False))
+    assert summary.dropped_examples[BOX_OUTSIDE_IMAGE] == [f"fake-1 ({csv_path}: line 3)"]
+
+    write_image(tmp_path / "png" / "fakev.png", 100, 80)
+    vindr_csv = write_csv(tmp_path / "vindr" / "annotations" / "annotations_train.csv", VINDR_HEADER, [
+        ("fakev", "R1", "Nodule/Mass", 10, 10, 40, 40), ("fakev", "R1", "Nodule/Mass", -500, 10, 40, 40)])
+    summary = vindr_cxr.convert(tmp_path / "o_vindr", vindr_cxr.Options(
+        vindr_root=tmp_path / "vindr", image_dir=tmp_path / "png", splits=("train",), progress=False))
+    assert summary.dropped_examples[BOX_OUTSIDE_IMAGE] == [f"fakev/Nodule/Mass ({vindr_csv}: line 3)"]
+
+    (tmp_path / "r.json").write_text(json.dumps([{"id": "mscxr-train1_0", "image": "png/fakev.png", "conversations": [
+        {"from": "human", "value": "<image>\nWhere?"}, {"from": "gpt", "value": "[0.1, 0.2, 35, 40] and [0.1, 0.2, 0.3, 0.4]"}]}]))
+    summary = radvlm_json.convert(tmp_path / "r.json", tmp_path / "o_rj", radvlm_json.Options(split_name="train",
+                                                                                             progress=False))
+    (row,) = pq.read_table(tmp_path / "o_rj" / "train.parquet").to_pylist()
+    assert _strict_json(row["reward_model"]["ground_truth"])["boxes"] == [[0.1, 0.2, 0.3, 0.4]]
+    assert summary.dropped_examples[BOX_OUTSIDE_IMAGE] == [f"mscxr-train1_0 ({tmp_path / 'r.json'}: row 0)"]
+
+
+def test_ms_cxr_zero_image_width_and_imagenome_nan_stop_with_the_location(tmp_path):
+    from radvlm_verl.converters import chest_imagenome, ms_cxr
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import MS_CXR_HEADER, MimicImage, scene_graph, write_csv, write_json, write_mimic
+
+    mimic = write_mimic(tmp_path / "m", [MimicImage("fake-1", "99000001", "59000001", width=100, height=100)])
+    csv_path = write_csv(tmp_path / "ms.csv", MS_CXR_HEADER, [
+        ("fake-1", "Edema", "Mild edema", "files/p99/p99000001/s59000001/fake-1.jpg", 10, 10, 40, 50, 0, 100, "train")])
+    with pytest.raises(ConversionError, match=r"ms\.csv: line 2: image size 0x100 is not positive"):
+        ms_cxr.convert(tmp_path / "o_ms", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root, progress=False))
+
+    silver = tmp_path / "ig" / "silver_dataset"
+    graph = scene_graph("fake-1", {"right lung": (5, 5, 40, 90)}, 100, 100)
+    graph["objects"][0]["original_x1"] = float("nan")
+    write_json(silver / "scene_graph" / "fake-1_SceneGraph.json", graph)
+    header = ("", "subject_id", "study_id", "dicom_id", "path", "ViewPosition")
+    write_csv(silver / "splits" / "train.csv", header, [(0, "99000001", "59000001", "fake-1", "x.dcm", "PA")])
+    write_csv(silver / "splits" / "valid.csv", header, [])
+    write_csv(silver / "splits" / "test.csv", header, [])
+    with pytest.raises(ConversionError, match=r"objects\[0\] \(right lung\): box x1 is not finite"):
+        chest_imagenome.convert(tmp_path / "o_ig", chest_imagenome.Options(
+            imagenome_root=tmp_path / "ig", mimic_root=mimic.root, progress=False))

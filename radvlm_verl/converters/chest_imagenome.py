@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     grounding_truth,
@@ -67,8 +68,8 @@ def pick_regions(names: list[str], key: str, k: int) -> list[str]:
     return sorted(ranked[:k])
 
 
-def scene_graph_boxes(graph: Any, where: str) -> dict[str, tuple[list[float] | None, int, int]]:
-    """bbox_name -> (normalised box or None if degenerate, original width, original height)."""
+def scene_graph_boxes(graph: Any, where: str) -> dict[str, list[float] | BoxDropped]:
+    """bbox_name -> normalised box, or why the coordinate rule drops it."""
     if not isinstance(graph, dict) or not isinstance(graph.get("objects"), list):
         raise ConversionError(f"{where}: expected an object with an 'objects' list")
     out = {}
@@ -76,13 +77,13 @@ def scene_graph_boxes(graph: Any, where: str) -> dict[str, tuple[list[float] | N
         name = obj.get("bbox_name") if isinstance(obj, dict) else None
         if not name:
             raise ConversionError(f"{where}: objects[{k}] has no bbox_name")
+        missing = [f for f in BOX_FIELDS if f not in obj]
+        if missing:
+            raise ConversionError(f"{where}: objects[{k}] ({name}) lacks {missing}")
         try:
-            x1, y1, x2, y2, width, height = (float(obj[f]) for f in BOX_FIELDS)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConversionError(f"{where}: objects[{k}] ({name}) needs numeric {list(BOX_FIELDS)}: {exc}") from exc
-        if width <= 0 or height <= 0:
-            raise ConversionError(f"{where}: objects[{k}] ({name}) has image size {width}x{height}")
-        out[name] = (norm_box(x1, y1, x2, y2, width, height), int(width), int(height))
+            out[name] = norm_box(*(obj[f] for f in BOX_FIELDS), where=f"{where}: objects[{k}] ({name})")
+        except BoxDropped as dropped:
+            out[name] = dropped
     return out
 
 
@@ -151,15 +152,15 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             image_path, width, height = prepared  # boxes are normalised by the scene graph's own size
             boxes = scene_graph_boxes(load_json(graph_path), f"{graph_path} (listed at {where})")
             names = [n for n in boxes if not options.regions or n in options.regions]
-            valid = [n for n in names if boxes[n][0] is not None]
+            valid = [n for n in names if not isinstance(boxes[n], BoxDropped)]
             for n in names:
-                if boxes[n][0] is None:
-                    summary.drop("degenerate region box skipped", f"{dicom_id}/{n}")
+                if isinstance(boxes[n], BoxDropped):
+                    summary.drop(boxes[n].reason, f"{dicom_id}/{n} ({graph_path})")
             if not valid:
                 summary.drop("no usable region", dicom_id)
                 continue
             for name in pick_regions(valid, dicom_id, options.regions_per_image):
-                box = boxes[name][0]
+                box = boxes[name]
                 yield builder.row(
                     task="anatomy_grounding",
                     split=split,

@@ -241,26 +241,56 @@ def first_section(sections: dict[str, str | None], order: Sequence[str]) -> tupl
 # --- boxes -----------------------------------------------------------------------------------
 
 
-def norm_box(x1: float, y1: float, x2: float, y2: float, width: float, height: float) -> list[float] | None:
-    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy`` clipped; None if degenerate.
+# How far (a fraction of the image) a box may reach outside the image and still be clipped to it:
+# annotation tools let boxes overshoot the border a little; further out, the numbers are wrong
+# (pixels given as fractions, another image's size) and clipping would invent a box.
+BOX_MARGIN = 0.1
+DEGENERATE_BOX = "degenerate box (zero or negative size after clipping) skipped"
+BOX_OUTSIDE_IMAGE = f"box reaching more than {BOX_MARGIN:.0%} of the image outside it skipped"
 
-    >>> norm_box(100, 200, 400, 600, 2000, 2500)
+
+class BoxDropped(Exception):
+    """A box the coordinate rule drops; ``reason`` is the summary's drop reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def norm_box(
+    x1: Any, y1: Any, x2: Any, y2: Any, width: Any = 1.0, height: Any = 1.0, *, where: str
+) -> list[float]:
+    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy``: the one coordinate rule.
+
+    Every converter's boxes pass here (``width = height = 1`` for boxes already normalised):
+
+    - a coordinate or size that is not a finite number, or a size <= 0: :class:`ConversionError`
+      naming ``where`` (malformed input stops the run);
+    - a box reaching more than :data:`BOX_MARGIN` of the image outside it: :class:`BoxDropped`;
+    - otherwise clipped to [0, 1]; a box with no area left: :class:`BoxDropped`.
+
+    >>> norm_box(100, 200, 400, 600, 2000, 2500, where="example")
     [0.05, 0.08, 0.2, 0.24]
     """
-    box = [
-        min(max(x1 / width, 0.0), 1.0),
-        min(max(y1 / height, 0.0), 1.0),
-        min(max(x2 / width, 0.0), 1.0),
-        min(max(y2 / height, 0.0), 1.0),
-    ]
+    values = []
+    for name, value in zip(("x1", "y1", "x2", "y2", "width", "height"), (x1, y1, x2, y2, width, height)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConversionError(f"{where}: box {name} is not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise ConversionError(f"{where}: box {name} is not finite: {value!r}")
+        values.append(number)
+    x1, y1, x2, y2, width, height = values
+    if width <= 0 or height <= 0:
+        raise ConversionError(f"{where}: image size {width:g}x{height:g} is not positive")
+    box = [x1 / width, y1 / height, x2 / width, y2 / height]
+    if any(v < -BOX_MARGIN or v > 1 + BOX_MARGIN for v in box):
+        raise BoxDropped(BOX_OUTSIDE_IMAGE)
+    box = [min(max(v, 0.0), 1.0) for v in box]
     if box[2] <= box[0] or box[3] <= box[1]:
-        return None
+        raise BoxDropped(DEGENERATE_BOX)
     return box
-
-
-def clip_norm_box(box: Sequence[float]) -> list[float] | None:
-    """An already normalised box clipped to [0, 1]; None if degenerate."""
-    return norm_box(*[float(v) for v in box], 1.0, 1.0)
 
 
 def distinct_boxes(boxes: Sequence[Sequence[float]]) -> list[list[float]]:

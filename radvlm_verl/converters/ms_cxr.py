@@ -5,7 +5,7 @@ h, image_width, image_height[, split]``; boxes ``x, y, w, h`` in original-image 
 may span several rows) and the MIMIC-CXR-JPG root that ``path`` is relative to.
 
 Boxes become ``[x/W, y/H, (x+w)/W, (y+h)/H]`` with ``W, H = image_width, image_height``, clipped to
-[0, 1]; degenerate boxes are dropped. Split authority (``split_source``): ``mimic`` (default, the
+[0, 1] by :func:`~radvlm_verl.converters.common.norm_box` (the coordinate rule of every converter). Split authority (``split_source``): ``mimic`` (default, the
 MIMIC-CXR official split file, so MS-CXR never leaks into the MIMIC report test set) or ``ms-cxr``
 (the CSV's own column). The two disagree for a few hundred images; the count is reported.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     grounding_truth,
@@ -86,11 +87,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
         group["seen"].add((x, y, w, h))
         if group["size"] != (width, height):
             raise ConversionError(f"{where}: image size {width}x{height} differs from an earlier row of {dicom_id}")
-        box = norm_box(x, y, x + w, y + h, width, height)
-        if box is None:
-            summary.drop("degenerate box (zero or negative size after clipping) skipped", dicom_id)
-        else:
-            group["boxes"].append(box)
+        try:
+            group["boxes"].append(norm_box(x, y, x + w, y + h, width, height, where=where))
+        except BoxDropped as dropped:
+            summary.drop(dropped.reason, f"{dicom_id} ({where})")
 
     builder = RowBuilder(DATASET, options)
     store = image_store(out_dir, options)

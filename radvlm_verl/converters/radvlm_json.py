@@ -30,15 +30,16 @@ from typing import Any
 
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
-    clip_norm_box,
     detection_truth,
     grounding_truth,
     image_key,
     image_store,
     limited,
     load_json,
+    norm_box,
     progress,
     write_rows,
 )
@@ -205,7 +206,10 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
                         summary.drop("empty reference report", turn_id)
                         continue
                 else:
-                    ground_truth = grounding_answer_truth(task, answer, label, width, height)
+                    drops: list[str] = []
+                    ground_truth = grounding_answer_truth(task, answer, label, width, height, drops)
+                    for reason in drops:
+                        summary.drop(reason, f"{turn_id} ({json_path}: row {position})")
                     if ground_truth is None:
                         summary.drop("grounding answer without a valid box", turn_id)
                         continue
@@ -242,7 +246,17 @@ def record_label(record: dict[str, Any]) -> str | None:
 _LABEL_TAIL = re.compile(r"(?:\s*[:,]|\s+(?:is|are|at|located|seen|in|on|found|shown))+\s*$", re.IGNORECASE)
 
 
-def detection_objects(answer: str) -> list[tuple[str, list[list[float]]]]:
+def _answer_box(values: list[float], drops: list[str] | None) -> list[float] | None:
+    """A box of an answer through the coordinate rule; a dropped box's reason goes to ``drops``."""
+    try:
+        return norm_box(*values, where="answer")
+    except BoxDropped as dropped:
+        if drops is not None:
+            drops.append(dropped.reason)
+        return None
+
+
+def detection_objects(answer: str, drops: list[str] | None = None) -> list[tuple[str, list[list[float]]]]:
     """``[(label, boxes)]`` from a detection answer: each box's label is the text just before it.
 
     >>> detection_objects("Cardiomegaly: [0.3, 0.5, 0.7, 0.8]. Nodule/Mass: [0.1, 0.1, 0.2, 0.2], [0.6, 0.1, 0.7, 0.2]")
@@ -257,17 +271,21 @@ def detection_objects(answer: str) -> list[tuple[str, list[list[float]]]]:
         if fragment and fragment.lower() not in ("and", "or"):
             label = fragment
         previous_end = match.end()
-        box = clip_norm_box([float(v) for v in match.groups()])
+        box = _answer_box([float(v) for v in match.groups()], drops)
         if box is not None:
             objects.setdefault(label or "abnormality", []).append(box)
     return list(objects.items())
 
 
-def grounding_answer_truth(task: str, answer: str, label: str | None, width: int, height: int) -> str | None:
-    """Contract ground-truth JSON from a RadVLM answer; None when a one-label answer has no valid box."""
+def grounding_answer_truth(task: str, answer: str, label: str | None, width: int, height: int,
+                           drops: list[str] | None = None) -> str | None:
+    """Contract ground-truth JSON from a RadVLM answer; None when a one-label answer has no valid box.
+
+    Boxes the coordinate rule drops are left out, their reasons appended to ``drops``.
+    """
     if task == "abnormality_detection":
-        return detection_truth(detection_objects(answer), width, height)
-    boxes = [b for b in (clip_norm_box(box) for box in parse_boxes(answer).boxes.tolist()) if b is not None]
+        return detection_truth(detection_objects(answer, drops), width, height)
+    boxes = [b for b in (_answer_box(box, drops) for box in parse_boxes(answer).boxes.tolist()) if b is not None]
     if not boxes:
         return None
     return grounding_truth(task, label, boxes, width, height)

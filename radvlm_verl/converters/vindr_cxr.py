@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     carve_split,
@@ -147,19 +148,17 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 path, width, height = prepared
                 relpath = str(source.relative_to(root)) if source.is_relative_to(root) else source.name
                 objects = []
-                lost_labels = []  # findings whose every box was degenerate
+                lost_labels = []  # findings whose every box was dropped
                 for label in sorted(info["boxes"]):
                     per_reader = info["boxes"][label]
                     normalised = []
                     for reader in sorted(per_reader):
                         kept = []
                         for (x1, y1, x2, y2), where in per_reader[reader]:
-                            box = norm_box(x1, y1, x2, y2, width, height)
-                            if box is None:
-                                summary.drop("degenerate box (zero or negative size after clipping) skipped",
-                                              f"{image_id}/{label}")
-                            else:
-                                kept.append(box)
+                            try:
+                                kept.append(norm_box(x1, y1, x2, y2, width, height, where=where))
+                            except BoxDropped as dropped:
+                                summary.drop(dropped.reason, f"{image_id}/{label} ({where})")
                         normalised.append(kept)
                     if len(normalised) > 1:
                         boxes = [b for b, _ in weighted_boxes_fusion(normalised, iou_thr=options.iou_thr)]
@@ -184,7 +183,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                         )
                 if "abnormality_detection" in options.tasks and lost_labels:
                     # Without those findings the row would claim less (or "no finding") than the readers saw.
-                    summary.drop("detection row skipped: a finding has only degenerate boxes", image_id)
+                    summary.drop("detection row skipped: a finding has only dropped boxes", image_id)
                 elif "abnormality_detection" in options.tasks:
                     yield builder.row(
                         task="abnormality_detection",
