@@ -1,6 +1,8 @@
 """Inputs a real release or a hostile user can produce: odd path characters, corrupt images,
 repeated records, non-finite or out-of-range boxes, runs killed between files."""
 
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -302,3 +304,80 @@ def test_ms_cxr_zero_image_width_and_imagenome_nan_stop_with_the_location(tmp_pa
     with pytest.raises(ConversionError, match=r"objects\[0\] \(right lung\): box x1 is not finite"):
         chest_imagenome.convert(tmp_path / "o_ig", chest_imagenome.Options(
             imagenome_root=tmp_path / "ig", mimic_root=mimic.root, progress=False))
+
+
+# --- all files of a conversion or none ----------------------------------------------------------
+
+_KILL_AT_SECOND_RENAME = """
+import os, sys
+from pathlib import Path
+from radvlm_verl.converters import mimic_cxr
+
+real_replace, renamed = os.replace, []
+
+def replace(src, dst):
+    if str(dst).endswith(".parquet"):
+        renamed.append(dst)
+        if len(renamed) == 2:
+            os._exit(9)  # the process dies between two files
+    real_replace(src, dst)
+
+os.replace = replace
+root, out = Path(sys.argv[1]), Path(sys.argv[2])
+mimic_cxr.convert(out, mimic_cxr.Options(mimic_root=root, reports=root / "mimic_cxr_sectioned.csv",
+                                         thinking="suffix", progress=False))
+"""
+
+
+def _thinking_flags(out):
+    return {p.name: {r["extra_info"]["thinking"] for r in pq.read_table(p).to_pylist()}
+            for p in sorted(out.glob("*.parquet"))}
+
+
+def test_a_run_killed_between_files_is_completed_all_together_by_the_next(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from radvlm_verl.converters import mimic_cxr
+    from radvlm_verl.converters.rows import COMMIT_JOURNAL, finish_interrupted_commit
+    from radvlm_verl.testing.cxr_layouts import mimic_test_images, write_mimic
+
+    layout = write_mimic(tmp_path / "m", mimic_test_images())
+    out = tmp_path / "out"
+    mimic_cxr.convert(out, mimic_cxr.Options(mimic_root=layout.root, reports=layout.sectioned_csv, progress=False))
+    assert _thinking_flags(out) == {f"{s}.parquet": {False} for s in ("test", "train", "val")}
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-c", _KILL_AT_SECOND_RENAME, str(layout.root), str(out)], env=env)
+    assert done.returncode == 9
+    assert (out / COMMIT_JOURNAL).is_file()  # the commit was decided: the next write completes it
+    assert sorted(finish_interrupted_commit(out)) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert _thinking_flags(out) == {f"{s}.parquet": {True} for s in ("test", "train", "val")}
+    assert sorted(p.name for p in out.iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
+
+
+def test_temporary_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from radvlm_verl.atomic import temporary_file
+    from radvlm_verl.converters import chexpert_plus
+    from radvlm_verl.testing.cxr_layouts import write_chexpert_plus
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    out = tmp_path / "out"
+    (out / "images" / "minmax" / "train").mkdir(parents=True)
+    mine = temporary_file(out / "train.parquet")  # this live process's: kept
+    stale = [Path(str(temporary_file(target)).replace(f"-{os.getpid()}.", f"-{dead_pid}."))
+             for target in (out / "train.parquet", out / "images" / "minmax" / "train" / "x.png")]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    root = tmp_path / "cx"
+    csv_path = write_chexpert_plus(root, [dict(path="train/patient90001/study1/view1_frontal.jpg", patient="p1",
+                                               split="train", findings="Lungs clear.", kind="I;16")])
+    chexpert_plus.convert(out, chexpert_plus.Options(csv_path=csv_path, image_root=root, progress=False))
+    assert not any(p.exists() for p in stale) and mine.exists()
+    assert (out / "train.parquet").is_file()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
+from radvlm_verl.atomic import remove_stale_temporaries
 from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
     BOX_FORMATS,
@@ -403,8 +404,13 @@ class RowBuilder:
 
 
 def image_store(out_dir: str | Path, options: CommonOptions) -> ImageStore:
-    """Where a converter's images are checked and, when needed, converted to 8-bit (once)."""
-    return ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    """Where a converter's images are checked and, when needed, converted to 8-bit (once).
+
+    Temporary files that killed runs left among the converted images are removed first.
+    """
+    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    remove_stale_temporaries(store.out_root, recursive=True)
+    return store
 
 
 def image_key(relpath: str) -> str:

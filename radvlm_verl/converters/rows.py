@@ -16,9 +16,9 @@ that is null in every row of one file would otherwise get arrow type ``null``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +27,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from radvlm_verl.atomic import remove_stale_temporaries, temporary_file, write_text_atomic
 
 # The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
 DEFAULT_MIN_PIXELS = 1024
@@ -168,8 +170,7 @@ class AtomicParquetWriter:
 
     def __enter__(self) -> AtomicParquetWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
+        self._tmp = str(temporary_file(self.path))
         self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         return self
 
@@ -189,18 +190,63 @@ class AtomicParquetWriter:
             self.rows_written += len(self._buffer)
             self._buffer = []
 
+    def staged(self) -> Path:
+        """Finish the temporary file and hand it over without renaming it (see :func:`commit_files`)."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        tmp, self._tmp = Path(self._tmp), None
+        return tmp
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self._flush()
             if self._writer is not None:
                 self._writer.close()
-            if exc_type is None:
+            if exc_type is None and self._tmp is not None:
                 os.replace(self._tmp, self.path)
                 self._tmp = None
         finally:
             if self._tmp is not None and os.path.exists(self._tmp):
                 os.remove(self._tmp)
+
+
+# Written before the renames of a multi-file commit and removed after them: a process that dies
+# in between leaves it, and the next write into the folder completes the renames it lists.
+COMMIT_JOURNAL = ".radvlm-convert-commit.json"
+
+
+def commit_files(out_dir: Path, staged: list[tuple[Path, Path]]) -> None:
+    """Rename staged files onto their targets in ``out_dir`` as one commit: all of them or none.
+
+    The journal listing every rename is written (atomically) first; from then on the commit is
+    decided, and :func:`finish_interrupted_commit` completes it if the renames are cut short.
+    """
+    journal = out_dir / COMMIT_JOURNAL
+    write_text_atomic(journal, json.dumps({"renames": [[tmp.name, target.name] for tmp, target in staged]}))
+    for tmp, target in staged:
+        os.replace(tmp, target)
+    journal.unlink()
+
+
+def finish_interrupted_commit(out_dir: Path) -> list[str]:
+    """Complete the renames of a commit into ``out_dir`` that a killed process left; returns the names."""
+    journal = out_dir / COMMIT_JOURNAL
+    if not journal.is_file():
+        return []
+    try:
+        renames = json.loads(journal.read_text(encoding="utf-8"))["renames"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConversionError(f"{journal}: unreadable commit journal ({exc}); remove it and re-run") from exc
+    done = []
+    for tmp, target in renames:
+        if (out_dir / tmp).is_file():  # otherwise renamed before the process died
+            os.replace(out_dir / tmp, out_dir / target)
+        done.append(target)
+    journal.unlink()
+    return done
 
 
 @dataclass
@@ -281,14 +327,21 @@ def write_splits(
 
     ``source`` names the input record a row came from (file and line), for error messages. Ids are
     unique per file (:class:`UniqueIds`), and ``extra_info.index`` numbers each file's rows from 0
-    as they are written. Every split file is staged first and renamed only when the whole input converted, so a
-    failure halfway leaves no new file behind. ``leakage`` (a
+    as they are written. Every split file is staged first and renamed only when the whole input
+    converted, all in one commit (:func:`commit_files`), so a failure halfway leaves no new file
+    behind and a process killed during the renames has them completed by the next write into
+    ``out_dir``, which also removes temporary files that killed runs left. ``leakage`` (a
     :class:`radvlm_verl.converters.leakage.LeakageCheck`) sees each split's patient keys before
     anything is renamed and may refuse the whole write.
     """
     from radvlm_verl.converters.leakage import patient_key
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finished = finish_interrupted_commit(out_dir)
+    if finished:
+        summary.notes.append(f"completed the interrupted write of an earlier run: {', '.join(finished)}")
+    remove_stale_temporaries(out_dir)
     schema = row_schema(embed_images)
     names = file_names or {}
     writers: dict[str, AtomicParquetWriter] = {}
@@ -319,8 +372,18 @@ def write_splits(
         for writer in writers.values():
             writer.__exit__(type(exc), exc, None)
         raise
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for writer in writers.values():
+            staged.append((writer.staged(), writer.path))
+    except BaseException as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for writer in writers.values():
+            writer.__exit__(type(exc), exc, None)
+        raise
+    commit_files(out_dir, staged)
     for split, writer in writers.items():
-        writer.__exit__(None, None, None)
         summary.written[split] += writer.rows_written
         summary.outputs[split] = str(writer.path)
     return summary

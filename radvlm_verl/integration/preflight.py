@@ -253,6 +253,8 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
 
 def check_data(cfg, choices: Mapping[str, Any], report: Report) -> None:
     """The train and val files of a GRPO or SFT config."""
+    from radvlm_verl.converters.rows import COMMIT_JOURNAL
+
     is_rl = "actor_rollout_ref" in cfg
     if is_rl:
         image_key = cfg.data.image_key
@@ -275,6 +277,12 @@ def check_data(cfg, choices: Mapping[str, Any], report: Report) -> None:
                 continue
             schema = _read_parquet_schema(path, f"data.{split}", report)
             if schema is None:
+                continue
+            if (path.parent / COMMIT_JOURNAL).is_file():
+                report.errors.append(
+                    f"data.{split}: {path.parent} holds the files of a conversion killed while renaming them "
+                    f"({COMMIT_JOURNAL}); re-run the convert command (it completes that write first)"
+                )
                 continue
             missing = _missing_columns(schema, required)
             if missing:
