@@ -381,3 +381,27 @@ def test_temporary_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     chexpert_plus.convert(out, chexpert_plus.Options(csv_path=csv_path, image_root=root, progress=False))
     assert not any(p.exists() for p in stale) and mine.exists()
     assert (out / "train.parquet").is_file()
+
+
+def test_empty_vindr_class_and_numeric_padchest_sentence_name_the_location(tmp_path):
+    import json
+
+    from radvlm_verl.converters import padchest_gr, vindr_cxr
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import VINDR_HEADER, write_csv, write_image
+
+    write_image(tmp_path / "png" / "fakev.png", 100, 80)
+    write_csv(tmp_path / "vindr" / "annotations" / "annotations_train.csv", VINDR_HEADER,
+              [("fakev", "R1", " ", 10, 10, 40, 40)])
+    with pytest.raises(ConversionError, match=r"annotations_train\.csv: line 2: empty class_name"):
+        vindr_cxr.convert(tmp_path / "o_v", vindr_cxr.Options(vindr_root=tmp_path / "vindr", image_dir=tmp_path / "png",
+                                                              splits=("train",), progress=False))
+
+    write_image(tmp_path / "pc" / "img.png", 50, 40, kind="I;16")
+    write_csv(tmp_path / "master.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "img.png", "p", "train")])
+    (tmp_path / "gr.json").write_text(json.dumps([{"StudyID": "s", "ImageID": "img.png", "findings": [
+        {"sentence_en": 5, "boxes": [[0.1, 0.2, 0.3, 0.4]]}]}]))
+    with pytest.raises(ConversionError, match=r"gr\.json: entry 0 \(img\.png\) findings\[0\]: sentence_en must be a string"):
+        padchest_gr.convert(tmp_path / "o_pc", padchest_gr.Options(
+            json_path=tmp_path / "gr.json", master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc",
+            tasks=("report",), progress=False))

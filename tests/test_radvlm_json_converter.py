@@ -116,3 +116,53 @@ def test_limit_and_progress(tmp_path, capsys):
     summary = convert(src, tmp_path / "out", Options(val_size=0, limit=3))
     assert summary.written["train"] == 3
     assert "radvlm-json" in capsys.readouterr().err
+
+
+def test_the_json_file_is_streamed_not_loaded(tmp_path):
+    """The reader hands out the first record while the rest of the file is not written yet (a pipe)."""
+    import os
+    import threading
+
+    from radvlm_verl.converters.common import iter_json_array
+
+    pipe = tmp_path / "records.json"
+    os.mkfifo(pipe)
+    rest_may_come = threading.Event()
+
+    def writer():
+        with open(pipe, "w", encoding="utf-8") as f:
+            f.write('[{"id": "mimic-train_1"},\n')
+            f.flush()
+            rest_may_come.wait(timeout=30)
+            f.write(' {"id": "mimic-train_2"}]')
+
+    threading.Thread(target=writer, daemon=True).start()
+    records = iter_json_array(pipe, chunk_chars=1)
+    first = []
+    reader = threading.Thread(target=lambda: first.append(next(records)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert first == [(0, {"id": "mimic-train_1"}, 1)]  # read before the writer went on
+    rest_may_come.set()
+    assert list(records) == [(1, {"id": "mimic-train_2"}, 2)]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_streamed_reading_names_line_and_column_whatever_the_chunks(tmp_path, chunk):
+    from radvlm_verl.converters.common import iter_json_array
+
+    path = tmp_path / "r.json"
+    path.write_text('\ufeff[{"id": "a", "n": 12345},\n {"id": "b"},\n {"id": }]', encoding="utf-8")
+    records = iter_json_array(path, chunk_chars=chunk)
+    assert [next(records), next(records)] == [(0, {"id": "a", "n": 12345}, 1), (1, {"id": "b"}, 2)]
+    with pytest.raises(ConversionError, match=r"r\.json: not valid JSON \(line 3, column 9: Expecting value\)"):
+        next(records)
+
+
+def test_a_trailing_question_without_an_answer_is_counted(tmp_path):
+    src = _write_sample(tmp_path / "in")
+    rows = json.loads(src.read_text())
+    rows[0]["conversations"].append({"from": "human", "value": "And the heart?"})
+    src.write_text(json.dumps(rows))
+    summary = convert(src, tmp_path / "out", Options(val_size=0))
+    assert summary.dropped["trailing question without an answer"] == 1 and summary.written["train"] == 8

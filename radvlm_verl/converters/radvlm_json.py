@@ -38,7 +38,7 @@ from radvlm_verl.converters.common import (
     image_key,
     image_store,
     limited,
-    load_json,
+    iter_json_array,
     norm_box,
     progress,
     write_rows,
@@ -127,6 +127,26 @@ def _turn_pairs(record: dict[str, Any], where: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _selected(
+    json_path: Path, options: Options, summary: ConversionSummary | None
+) -> Iterator[tuple[int, dict[str, Any], str, str, str, str, list[tuple[str, str]]]]:
+    """``(position, record, id, image, task, dataset, turn pairs)`` of each record of a selected RL
+    task, streamed from the file; records left out are counted in ``summary`` when given."""
+    for position, record, _ in limited(iter_json_array(json_path), options.limit):
+        row_id, image = _validate(record, position, json_path)
+        task, dataset = task_of(row_id)
+        reason = (f"task without an RL reward ({dataset})" if task is None
+                  else f"task {task} not selected (--tasks)" if task not in options.tasks else None)
+        if reason is not None:
+            if summary is not None:
+                summary.drop(reason, row_id)
+            continue
+        pairs = _turn_pairs(record, f"{json_path}: row {position} (id {row_id!r})")
+        if summary is not None and len(record["conversations"]) % 2:
+            summary.drop("trailing question without an answer", f"{row_id} ({json_path}: row {position})")
+        yield position, record, row_id, image, task, dataset, pairs
+
+
 def _validate(record: Any, position: int, json_path: Path) -> tuple[str, str]:
     where = f"{json_path}: row {position}"
     if not isinstance(record, dict):
@@ -147,30 +167,16 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
     ``skip_missing_images``); no output file is created or replaced in that case.
     """
     json_path = Path(json_path)
-    records = load_json(json_path)
-    if not isinstance(records, list):
-        raise ConversionError(f"{json_path}: expected a JSON list of rows, got {type(records).__name__}")
     image_root = options.image_root or json_path.parent
     summary = ConversionSummary()
 
-    # Pass 1: validate every record and pick the validation patients before writing anything.
-    kept: list[tuple[int, str, str, str, str, list[tuple[str, str]]]] = []
-    for position, record in limited(enumerate(records), options.limit):
-        row_id, image = _validate(record, position, json_path)
-        task, dataset = task_of(row_id)
-        if task is None:
-            summary.drop(f"task without an RL reward ({dataset})", row_id)
-            continue
-        if task not in options.tasks:
-            summary.drop(f"task {task} not selected (--tasks)", row_id)
-            continue
-        pairs = _turn_pairs(record, f"{json_path}: row {position} (id {row_id!r})")
-        kept.append((position, row_id, image, task, dataset, pairs))
-
+    # The file is streamed (the release is several GB): a first pass counts each patient's rows to
+    # pick the validation patients, the second writes. Nothing is renamed into place unless both
+    # passes get through the whole file.
     val_patients: set[str] = set()
     if options.split_name is None and options.val_size > 0:
         counts: dict[str, int] = {}
-        for _, _, image, _, _, pairs in kept:
+        for _, record, row_id, image, task, dataset, pairs in _selected(json_path, options, None):
             counts[patient_key(image)] = counts.get(patient_key(image), 0) + len(pairs)
         total = 0
         for patient in sorted(counts, key=lambda p: (split_fraction(p), p)):
@@ -183,8 +189,9 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
     builder = RowBuilder("radvlm_json", options)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for position, row_id, image, task, dataset, pairs in progress(kept, desc="radvlm-json",
-                                                                      enabled=options.progress):
+        for position, record, row_id, image, task, dataset, pairs in progress(
+            _selected(json_path, options, summary), desc="radvlm-json", enabled=options.progress
+        ):
             source = Path(image) if os.path.isabs(image) else image_root / image
             if not source.is_file():
                 if options.skip_missing_images:
@@ -197,7 +204,7 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
             path, width, height = prepared
             patient = patient_key(image)
             split = options.split_name or ("val" if patient in val_patients else "train")
-            label = None if task == "report" else record_label(records[position])
+            label = None if task == "report" else record_label(record)
             for turn, (question, answer) in enumerate(pairs):
                 turn_id = row_id if len(pairs) == 1 else f"{row_id}#{turn}"
                 if task == "report":
