@@ -59,16 +59,27 @@ def checked_size(path: Path) -> tuple[int, int]:
     """
     try:
         with Image.open(path) as image:
-            size = image.size
-            if image.format == "JPEG":
-                image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
-                image.load()
-            elif image.format == "PNG":
-                image.verify()
-            else:
-                image.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            return _decoded_size(image, path)
+    except UnreadableImageError:
+        raise
+    except _DECODE_ERRORS as exc:
         raise UnreadableImageError(path, exc) from exc
+
+
+# What PIL raises for an empty, truncated, corrupt or foreign file.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _decoded_size(image: Image.Image, path: Path) -> tuple[int, int]:
+    """The size of an open image after the cheap decode of :func:`checked_size` (which it raises)."""
+    size = image.size
+    if image.format == "JPEG":
+        image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+        image.load()
+    elif image.format == "PNG":
+        image.verify()
+    else:
+        image.load()
     if not (size[0] > 0 and size[1] > 0):
         raise UnreadableImageError(path, f"image size {size[0]}x{size[1]}")
     return size
@@ -201,15 +212,16 @@ class ImageStore:
             return target, *_size(target)
         try:
             with Image.open(source) as image:
-                ready = image.mode in _READY_MODES
-                if not ready and target.is_file():
+                if image.mode in _READY_MODES:
+                    return source, *_decoded_size(image, source)
+                if target.is_file():
                     self.reused += 1
                     return target, *_size(target)
-                converted = None if ready else image_to_8bit(image, self.window)  # decodes every pixel
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+                converted = image_to_8bit(image, self.window)  # decodes every pixel
+        except UnreadableImageError:
+            raise
+        except _DECODE_ERRORS as exc:
             raise UnreadableImageError(source, exc) from exc
-        if converted is None:
-            return source, *checked_size(source)
         with atomic_path(target) as tmp:
             converted.save(tmp, format="PNG")
         self.converted += 1
