@@ -225,7 +225,8 @@ def commit_files(out_dir: Path, staged: list[tuple[Path, Path]]) -> None:
     decided, and :func:`finish_interrupted_commit` completes it if the renames are cut short.
     """
     journal = out_dir / COMMIT_JOURNAL
-    write_text_atomic(journal, json.dumps({"renames": [[tmp.name, target.name] for tmp, target in staged]}))
+    renames = [[str(tmp.relative_to(out_dir)), str(target.relative_to(out_dir))] for tmp, target in staged]
+    write_text_atomic(journal, json.dumps({"renames": renames}))
     for tmp, target in staged:
         os.replace(tmp, target)
     journal.unlink()
