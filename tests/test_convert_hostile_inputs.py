@@ -405,3 +405,25 @@ def test_empty_vindr_class_and_numeric_padchest_sentence_name_the_location(tmp_p
         padchest_gr.convert(tmp_path / "o_pc", padchest_gr.Options(
             json_path=tmp_path / "gr.json", master_table=tmp_path / "master.csv", image_dir=tmp_path / "pc",
             tasks=("report",), progress=False))
+
+
+def test_truncated_gzip_and_non_utf8_csv_name_the_file_and_line(tmp_path):
+    from radvlm_verl.converters import mimic_cxr
+    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.testing.cxr_layouts import MimicImage, write_image, write_mimic
+
+    images = [MimicImage(f"fake-{n}", f"9900{n:04d}", f"5900{n:04d}") for n in range(300)]
+    layout = write_mimic(tmp_path / "m", images, shared_image=write_image(tmp_path / "one.jpg", 32, 40))
+    meta = layout.root / "mimic-cxr-2.0.0-metadata.csv.gz"
+    meta.write_bytes(meta.read_bytes()[: meta.stat().st_size // 2])
+    options = mimic_cxr.Options(mimic_root=layout.root, reports=layout.sectioned_csv, progress=False)
+    with pytest.raises(ConversionError, match=r"metadata\.csv\.gz: after line \d+: truncated or corrupt gzip file"):
+        mimic_cxr.convert(tmp_path / "out", options)
+
+    split = layout.root / "mimic-cxr-2.0.0-split.csv.gz"
+    split.unlink()
+    plain = layout.root / "mimic-cxr-2.0.0-split.csv"
+    plain.write_bytes(b"dicom_id,study_id,subject_id,split\nfake-1,59000001,99000001,tr\xe9in\n")
+    with pytest.raises(ConversionError, match=r"split\.csv: line 2: not UTF-8 \(byte 0xe9 at column 28\)"):
+        mimic_cxr.convert(tmp_path / "out", options)
+    assert not (tmp_path / "out" / "train.parquet").exists()

@@ -14,6 +14,7 @@ import json
 import math
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,24 +133,35 @@ def load_mimic_split(mimic_root: str | Path, split_csv: str | Path | None = None
 # --- streaming CSV ---------------------------------------------------------------------------
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file, transparently gunzipping ``*.gz`` (the MIMIC CSVs ship gzipped)."""
+def _text_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file (``*.gz`` gunzipped), decoded one at a time so that a byte that is
+    not UTF-8 is reported on its own line; a truncated or corrupt ``.gz`` names the last good line."""
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
+    line_no = 0
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        try:
+            for line_no, raw in enumerate(f, start=1):
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ConversionError(f"{path}: line {line_no}: not UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                                          f"column {exc.start + 1})") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ConversionError(f"{path}: after line {line_no}: truncated or corrupt gzip file ({exc})") from exc
 
 
 def iter_csv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` from a CSV one row at a time.
 
     Raises :class:`ConversionError` naming the file when a required column is missing, and the file
-    and line when a row has the wrong number of fields or the CSV is malformed.
+    and line when a row has the wrong number of fields, the CSV is malformed, a byte is not UTF-8 or
+    a ``.gz`` file is truncated or corrupt.
     """
     path = Path(path)
-    with open_text(path) as f:
-        reader = csv.reader(f)
+    lines = _text_lines(path)
+    try:
+        reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration:
@@ -174,6 +186,8 @@ def iter_csv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[i
                     f"{path}: line {reader.line_num}: expected {len(header)} fields, got {len(values)}"
                 )
             yield reader.line_num, dict(zip(header, values))
+    finally:
+        lines.close()  # the file is closed even when the caller stops early
 
 
 def parse_float(row: dict[str, str], column: str, where: str, *, allow_empty: bool = False) -> float | None:
