@@ -52,6 +52,17 @@ def test_an_unreadable_image_is_a_counted_drop_with_its_path(tmp_path, how, kind
     assert summary.dropped == {UNREADABLE_IMAGE: 1} and summary.dropped_examples[UNREADABLE_IMAGE] == [str(bad)]
 
 
+def test_an_unreadable_dicom_is_a_counted_drop_with_its_path(tmp_path):
+    from radvlm_verl.converters.images import UNREADABLE_IMAGE, ImageStore
+    from radvlm_verl.converters.rows import ConversionSummary
+
+    bad = tmp_path / "x.dicom"
+    bad.write_bytes(bytes(range(256)) * 4)
+    summary = ConversionSummary()
+    assert ImageStore(tmp_path / "out").usable(bad, "x", summary) is None
+    assert summary.dropped_examples[UNREADABLE_IMAGE] == [str(bad)]
+
+
 def test_corrupt_images_never_reach_a_parquet(tmp_path):
     from radvlm_verl.converters import mimic_cxr, padchest_gr
     from radvlm_verl.converters.images import UNREADABLE_IMAGE
