@@ -532,8 +532,13 @@ def image_store(out_dir: str | Path, options: CommonOptions) -> ImageStore:
 
 
 def image_key(relpath: str) -> str:
-    """The name of a source image's 8-bit copy: its path without suffix (relative to the root)."""
-    return str(Path(relpath).with_suffix("")).lstrip("/")
+    """The name of a source image's 8-bit copy: its path without suffix, kept inside the image folder.
+
+    >>> image_key("/data/../cxr/./a.png")
+    'data/cxr/a'
+    """
+    parts = Path(relpath).with_suffix("").parts
+    return "/".join(p for p in parts if p not in ("/", ".", ".."))
 
 
 def resolve_image(root: Path, relpath: str, alternatives: Sequence[str] = ()) -> Path | None:
