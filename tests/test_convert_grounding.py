@@ -60,12 +60,13 @@ def test_ms_cxr_boxes_grouped_by_phrase_hand_values(mimic, tmp_path):
     (train,) = _rows(tmp_path / "out" / "train.parquet")
     truth = _truth(train)
     assert truth["task"] == "phrase_grounding" and truth["label"] == "Patchy right basal opacity"
-    assert truth["coord"] == "xyxy_norm01" and truth["image_size"] == [2000, 2500]
+    # the image file is a 32x40 copy: its size is what the model is fed; boxes normalised by the CSV's size
+    assert truth["coord"] == "xyxy_norm01" and truth["image_size"] == [32, 40]
     # x, y, w, h = 100, 200, 300, 400 on 2000x2500 -> [0.05, 0.08, 0.2, 0.24]; the second box is clipped
     np.testing.assert_allclose(truth["boxes"], [[0.05, 0.08, 0.2, 0.24], [0.95, 0.96, 1.0, 1.0]])
     info = train["extra_info"]
     assert info["patient_id"] == "99000001" and info["label"] == "Patchy right basal opacity"
-    assert info["box_format"] == "radvlm_norm01" and (info["orig_width"], info["orig_height"]) == (2000, 2500)
+    assert info["box_format"] == "radvlm_norm01" and (info["orig_width"], info["orig_height"]) == (32, 40)
     assert train["data_source"] == "cxr_grounding/ms_cxr"
     assert "Patchy right basal opacity" in train["prompt"][-1]["content"]
     (test,) = _rows(tmp_path / "out" / "test.parquet")  # MIMIC's split wins over the CSV's
@@ -74,6 +75,7 @@ def test_ms_cxr_boxes_grouped_by_phrase_hand_values(mimic, tmp_path):
     assert summary.dropped["no valid box for the phrase"] == 1
     assert summary.dropped["image file missing"] == 1
     assert any("1 image(s) have an MS-CXR split different" in n for n in summary.notes)
+    assert any("2 image file(s) differ in size from the CSV" in n for n in summary.notes)
 
     ms_cxr.convert(tmp_path / "own", ms_cxr.Options(csv_path=csv_path, mimic_root=mimic.root,
                                                      split_source="ms-cxr", progress=False))
@@ -134,13 +136,13 @@ def test_vindr_fusion_detection_and_dicom(tmp_path):
     (test_row, test_det) = _rows(tmp_path / "out" / "test.parquet")
     assert len(_truth(test_row)["boxes"]) == 2
     assert test_row["extra_info"]["orig_width"] == 80 and test_row["extra_info"]["orig_height"] == 120
-    image = Image.open(test_row["images"][0]["image"].removeprefix("file://"))
+    image = Image.open(test_row["images"][0]["image"])
     assert image.mode == "L" and image.size == (80, 120)
     assert summary.dropped["image file missing"] == 1
     assert summary.dropped["degenerate box (zero or negative size after clipping) skipped"] == 1
     assert summary.dropped["no finding: no grounding row (detection row only)"] == 1
     # fakeimg05's only finding has no usable box: no row claims it has no finding
-    assert summary.dropped["detection row skipped: a finding has only degenerate boxes"] == 1
+    assert summary.dropped["detection row skipped: a finding has only dropped boxes"] == 1
 
 
 def test_vindr_box_without_coordinates(tmp_path):
@@ -179,11 +181,11 @@ def test_chest_imagenome_regions_split_authority_and_gold_set(tmp_path):
     assert [r["extra_info"]["label"] for r in train] == ["cardiac silhouette", "right lung"]
     lung = _truth(train[1])
     np.testing.assert_allclose(lung["boxes"], [[0.1, 0.1, 0.5, 0.8]])  # 30/300, 40/400, 150/300, 320/400
-    assert lung["task"] == "anatomy_grounding" and lung["image_size"] == [300, 400]
+    assert lung["task"] == "anatomy_grounding" and lung["image_size"] == [30, 40]  # the (shared) file's size
     assert train[0]["extra_info"]["patient_id"] == "99000011"
     assert len(_rows(tmp_path / "out" / "test.parquet")) == 2
     assert summary.dropped["gold-set image (images_to_avoid.csv) kept out of train"] == 1
-    assert summary.dropped["degenerate region box skipped"] == 2
+    assert summary.dropped["degenerate box (zero or negative size after clipping) skipped"] == 2
 
     chest_imagenome.convert(tmp_path / "one", chest_imagenome.Options(
         imagenome_root=tmp_path / "imagenome", mimic_root=mimic.root, progress=False))
@@ -219,7 +221,7 @@ def test_padchest_gr_16bit_extra_boxes_and_reports(tmp_path):
     assert _truth(grounding)["boxes"] == [[0.6, 0.7, 0.9, 0.95]]  # extra_boxes ignored by default
     assert grounding["extra_info"]["patient_id"] == "fakepat1" and grounding["extra_info"]["id"] == "fake_study1_img-f0"
     assert report["reward_model"]["ground_truth"] == "Small right pleural effusion. No pneumothorax."
-    path = grounding["images"][0]["image"].removeprefix("file://")
+    path = grounding["images"][0]["image"]
     with Image.open(path) as im:
         arr = np.asarray(im)
         assert im.mode == "L" and im.size == (120, 90) and arr.max() == 255 and (arr == 255).mean() < 0.01
@@ -240,7 +242,7 @@ def test_padchest_gr_malformed_boxes(tmp_path):
     write_csv(tmp_path / "m.csv", ("StudyID", "ImageID", "PatientID", "split"), [("s", "a.png", "p", "train")])
     json_path = write_json(tmp_path / "g.json", [{"StudyID": "s", "ImageID": "a.png", "findings": [
         {"sentence_en": "x", "boxes": [[0.1, 0.2, 0.3]]}]}])
-    with pytest.raises(ConversionError, match=r"g\.json: entry 0 \(a\.png\) findings\[0\]: boxes must be"):
+    with pytest.raises(ConversionError, match=r"g\.json: entry 0 \(a\.png\) findings\[0\]\.boxes: must be a list"):
         padchest_gr.convert(tmp_path / "out", padchest_gr.Options(json_path=json_path, master_table=tmp_path / "m.csv",
                                                                   image_dir=tmp_path, progress=False))
 
@@ -279,7 +281,7 @@ def test_chest_imagenome_malformed_scene_graph_names_file_and_object(tmp_path):
     write_csv(silver / "splits" / "valid.csv", header, [])
     write_csv(silver / "splits" / "test.csv", header, [])
     with pytest.raises(ConversionError, match=r"fake-g1_SceneGraph\.json \(listed at .*train\.csv: line 2\): "
-                                              r"objects\[0\] \(right lung\) needs numeric"):
+                                              r"objects\[0\] \(right lung\) lacks \['original_x2'\]"):
         chest_imagenome.convert(tmp_path / "out", chest_imagenome.Options(
             imagenome_root=tmp_path / "imagenome", mimic_root=mimic.root, progress=False))
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.parquet"))

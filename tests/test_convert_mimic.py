@@ -38,10 +38,10 @@ def test_rows_splits_and_drops(layout, tmp_path):
     # findings, newlines collapsed to one paragraph
     assert row["reward_model"] == {"style": "rule", "ground_truth": "Heart size is normal. No focal consolidation."}
     info = row["extra_info"]
-    assert (info["orig_width"], info["orig_height"]) == (96, 128)  # Columns = width, Rows = height
+    assert (info["orig_width"], info["orig_height"]) == (96, 128)  # the JPEG's size
     assert info["patient_id"] == "99000001" and info["task"] == "report" and info["box_format"] is None
     assert info["image_relpath"] == "files/p99/p99000001/s59000001/fake-0001.jpg"
-    assert row["images"][0]["image"] == (layout.root / info["image_relpath"]).resolve().as_uri()
+    assert row["images"][0]["image"] == str((layout.root / info["image_relpath"]).resolve())
     assert row["images"][0]["min_pixels"] == 1024 and row["images"][0]["max_pixels"] == 451584
     assert row["prompt"][-1]["role"] == "user" and row["prompt"][-1]["content"].startswith("<image>\n")
     # impression is the fallback when findings are empty
@@ -110,13 +110,14 @@ def test_missing_column_and_bad_number(tmp_path):
     with pytest.raises(ConversionError, match=r"split\.csv\.gz: missing column\(s\) \['study_id'\]"):
         _convert(layout, tmp_path / "out")
 
-    layout = write_mimic(tmp_path / "n", [MimicImage("fake-1", "99000001", "59000001", has_image=False)], gz=False)
+
+def test_image_size_comes_from_the_file_not_the_metadata(tmp_path):
+    layout = write_mimic(tmp_path / "n", [MimicImage("fake-1", "99000001", "59000001")], gz=False)
     meta = layout.root / "mimic-cxr-2.0.0-metadata.csv"
     meta.write_text(meta.read_text().replace(",128,96,", ",128,0,"))
-    (layout.root / "files/p99/p99000001/s59000001").mkdir(parents=True)
-    (layout.root / "files/p99/p99000001/s59000001/fake-1.jpg").write_bytes(b"")
-    with pytest.raises(ConversionError, match=r"line 2: column 'Columns' must be a positive integer"):
-        _convert(layout, tmp_path / "out2")
+    _convert(layout, tmp_path / "out")
+    info = _rows(tmp_path / "out" / "train.parquet")[0]["extra_info"]
+    assert (info["orig_width"], info["orig_height"]) == (96, 128)
 
 
 def test_failure_leaves_previous_output_untouched(layout, tmp_path):

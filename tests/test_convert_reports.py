@@ -40,11 +40,11 @@ def test_chexpert_plus_rows_and_drops(tmp_path):
     assert [r["reward_model"]["ground_truth"] for r in train] == ["Heart size normal. Lungs clear.", "Tube in place."]
     assert train[0]["extra_info"]["patient_id"] == "fakepat1"
     assert (train[0]["extra_info"]["orig_width"], train[0]["extra_info"]["orig_height"]) == (80, 100)
-    png = Image.open(train[1]["images"][0]["image"].removeprefix("file://"))
+    png = Image.open(train[1]["images"][0]["image"])
     assert png.mode == "L" and np.asarray(png).max() == 255 and (np.asarray(png) == 255).mean() < 0.01
     (val,) = _rows(tmp_path / "out" / "val.parquet")
     assert val["reward_model"]["ground_truth"] == "Small effusion."
-    assert Image.open(val["images"][0]["image"].removeprefix("file://")).mode == "L"  # RGBA converted
+    assert Image.open(val["images"][0]["image"]).mode == "L"  # RGBA converted
     assert dict(summary.dropped) == {"not a frontal view": 1, "report sections findings/impression empty": 1,
                                      "image file missing": 1}
 

@@ -130,7 +130,7 @@ def test_plots_are_valid_pngs(runs):
             assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
 
 
-def test_missing_and_extra_ids_are_named(data, tmp_path):
+def test_missing_and_extra_ids_are_named(data, tmp_path, capsys):
     test = load_test_rows(data["parquet"])
     preds = load_predictions(data["good"])
     with pytest.raises(PredictionMismatchError, match=r"1 test id\(s\) have no prediction: 'rep-0003'"):
@@ -141,10 +141,11 @@ def test_missing_and_extra_ids_are_named(data, tmp_path):
     many = preds[~preds["id"].str.startswith("rep-")]
     with pytest.raises(PredictionMismatchError, match=r"24 test id\(s\).*\.\.\. \(19 more\)"):
         join_predictions(test, many)
-    with pytest.raises(PredictionMismatchError):  # the CLI fails the same way, before writing anything
-        _cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions",
-              str(_write_preds(tmp_path / "p.jsonl", dict(zip(many["id"], many["prediction"])))),
-              "--out-dir", str(tmp_path / "out"), "--metrics", LIGHT, "--no-progress"])
+    # the CLI fails the same way, before writing anything: one error line, exit status 2
+    assert _cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions",
+                 str(_write_preds(tmp_path / "p.jsonl", dict(zip(many["id"], many["prediction"])))),
+                 "--out-dir", str(tmp_path / "out"), "--metrics", LIGHT, "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("error: predictions do not match the test parquet")
     assert not (tmp_path / "out").exists()
 
 

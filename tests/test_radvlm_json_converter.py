@@ -40,7 +40,7 @@ def test_rows_follow_the_contract(tmp_path):
     row = train.iloc[0]
     assert row["data_source"] == "cxr_report/mimic_cxr"
     assert row["prompt"][0]["content"] == "<image>\nReport please. /think"
-    assert row["images"][0]["image"].startswith("file:///") and row["images"][0]["max_pixels"] == 451584
+    assert row["images"][0]["image"].startswith("/") and row["images"][0]["max_pixels"] == 451584
     assert row["reward_model"]["ground_truth"] in REPORTS
     info = row["extra_info"]
     assert info["task"] == "report" and info["thinking"] and info["orig_width"] >= 60 and info["orig_height"] >= 40
@@ -68,7 +68,7 @@ def test_patient_key():
     [
         (lambda rows: rows.__setitem__(3, {"id": "mimic-train_x", "conversations": []}), "row 3 .*missing 'image'"),
         (lambda rows: rows.__setitem__(2, ["not", "an", "object"]), "row 2: expected an object"),
-        (lambda rows: rows[1].__setitem__("image", "files/missing.png"), "row 1 \\(id 'mimic-train_01'\\): cannot read image"),
+        (lambda rows: rows[1].__setitem__("image", "files/missing.png"), "row 1 \\(id 'mimic-train_01'\\): image .*missing.png not found"),
         (lambda rows: rows[0]["conversations"].reverse(), "row 0 .*must be from 'human' then 'gpt'"),
     ],
 )
@@ -102,7 +102,7 @@ def test_skip_missing_images_drops_with_reason(tmp_path):
     rows[1]["image"] = "files/missing.png"
     src.write_text(json.dumps(rows))
     summary = convert(src, tmp_path / "out", Options(val_size=0, skip_missing_images=True))
-    assert summary.dropped["image missing or unreadable"] == 1 and summary.written["train"] == 7
+    assert summary.dropped["image file missing"] == 1 and summary.written["train"] == 7
 
 
 @pytest.mark.parametrize("bad", [dict(box_format="qwen_rel1000"), dict(box_hint=True), dict(tasks=("vqa",))])
@@ -116,3 +116,53 @@ def test_limit_and_progress(tmp_path, capsys):
     summary = convert(src, tmp_path / "out", Options(val_size=0, limit=3))
     assert summary.written["train"] == 3
     assert "radvlm-json" in capsys.readouterr().err
+
+
+def test_the_json_file_is_streamed_not_loaded(tmp_path):
+    """The reader hands out the first record while the rest of the file is not written yet (a pipe)."""
+    import os
+    import threading
+
+    from radvlm_verl.converters.common import iter_json_array
+
+    pipe = tmp_path / "records.json"
+    os.mkfifo(pipe)
+    rest_may_come = threading.Event()
+
+    def writer():
+        with open(pipe, "w", encoding="utf-8") as f:
+            f.write('[{"id": "mimic-train_1"},\n')
+            f.flush()
+            rest_may_come.wait(timeout=30)
+            f.write(' {"id": "mimic-train_2"}]')
+
+    threading.Thread(target=writer, daemon=True).start()
+    records = iter_json_array(pipe, chunk_chars=1)
+    first = []
+    reader = threading.Thread(target=lambda: first.append(next(records)), daemon=True)
+    reader.start()
+    reader.join(timeout=10)
+    assert first == [(0, {"id": "mimic-train_1"}, 1)]  # read before the writer went on
+    rest_may_come.set()
+    assert list(records) == [(1, {"id": "mimic-train_2"}, 2)]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_streamed_reading_names_line_and_column_whatever_the_chunks(tmp_path, chunk):
+    from radvlm_verl.converters.common import iter_json_array
+
+    path = tmp_path / "r.json"
+    path.write_text('\ufeff[{"id": "a", "n": 12345},\n {"id": "b"},\n {"id": }]', encoding="utf-8")
+    records = iter_json_array(path, chunk_chars=chunk)
+    assert [next(records), next(records)] == [(0, {"id": "a", "n": 12345}, 1), (1, {"id": "b"}, 2)]
+    with pytest.raises(ConversionError, match=r"r\.json: not valid JSON \(line 3, column 9: Expecting value\)"):
+        next(records)
+
+
+def test_a_trailing_question_without_an_answer_is_counted(tmp_path):
+    src = _write_sample(tmp_path / "in")
+    rows = json.loads(src.read_text())
+    rows[0]["conversations"].append({"from": "human", "value": "And the heart?"})
+    src.write_text(json.dumps(rows))
+    summary = convert(src, tmp_path / "out", Options(val_size=0))
+    assert summary.dropped["trailing question without an answer"] == 1 and summary.written["train"] == 8

@@ -225,7 +225,18 @@ def test_radvlm_grounding_accepts_its_own_format(data):
 def test_missing_image_file(data):
     report = check(*files(data["missing_image"], data["report"]))
     assert len(report.errors) == 1
-    assert "row 0: image file://" in report.errors[0] and "must be readable on every node" in report.errors[0]
+    assert "row 0: image /" in report.errors[0] and "must be readable on every node" in report.errors[0]
+
+
+def test_files_of_a_conversion_killed_while_renaming_are_refused(data, tmp_path):
+    import shutil
+
+    from radvlm_verl.converters.rows import COMMIT_JOURNAL
+
+    shutil.copy(data["report"], tmp_path / "train.parquet")
+    (tmp_path / COMMIT_JOURNAL).write_text('{"renames": []}')
+    report = check(*files(tmp_path / "train.parquet", data["report"]))
+    assert len(report.errors) == 1 and "re-run the convert command" in report.errors[0]
 
 
 def test_bad_reward_kwarg_and_batch_layout(data):

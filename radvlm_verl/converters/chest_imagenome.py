@@ -25,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     grounding_truth,
+    image_key,
+    image_store,
     iter_csv,
     limited,
     load_json,
@@ -65,8 +68,8 @@ def pick_regions(names: list[str], key: str, k: int) -> list[str]:
     return sorted(ranked[:k])
 
 
-def scene_graph_boxes(graph: Any, where: str) -> dict[str, tuple[list[float] | None, int, int]]:
-    """bbox_name -> (normalised box or None if degenerate, original width, original height)."""
+def scene_graph_boxes(graph: Any, where: str) -> dict[str, list[float] | BoxDropped]:
+    """bbox_name -> normalised box, or why the coordinate rule drops it."""
     if not isinstance(graph, dict) or not isinstance(graph.get("objects"), list):
         raise ConversionError(f"{where}: expected an object with an 'objects' list")
     out = {}
@@ -74,13 +77,13 @@ def scene_graph_boxes(graph: Any, where: str) -> dict[str, tuple[list[float] | N
         name = obj.get("bbox_name") if isinstance(obj, dict) else None
         if not name:
             raise ConversionError(f"{where}: objects[{k}] has no bbox_name")
+        missing = [f for f in BOX_FIELDS if f not in obj]
+        if missing:
+            raise ConversionError(f"{where}: objects[{k}] ({name}) lacks {missing}")
         try:
-            x1, y1, x2, y2, width, height = (float(obj[f]) for f in BOX_FIELDS)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConversionError(f"{where}: objects[{k}] ({name}) needs numeric {list(BOX_FIELDS)}: {exc}") from exc
-        if width <= 0 or height <= 0:
-            raise ConversionError(f"{where}: objects[{k}] ({name}) has image size {width}x{height}")
-        out[name] = (norm_box(x1, y1, x2, y2, width, height), int(width), int(height))
+            out[name] = norm_box(*(obj[f] for f in BOX_FIELDS), where=f"{where}: objects[{k}] ({name})")
+        except BoxDropped as dropped:
+            out[name] = dropped
     return out
 
 
@@ -100,6 +103,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     avoid_csv = split_dir / "images_to_avoid.csv"
     avoid = {rec["dicom_id"].strip() for _, rec in iter_csv(avoid_csv, ("dicom_id",))} if avoid_csv.is_file() else set()
     views = {v.upper() for v in options.views}
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
     if not avoid_csv.is_file():
@@ -135,25 +139,28 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 summary.drop("gold-set image (images_to_avoid.csv) kept out of train", dicom_id)
                 continue
             relpath = image_relpath(subject_id, study_id, dicom_id)
-            image_path = mimic_root / relpath
-            if not image_path.is_file():
+            if not (mimic_root / relpath).is_file():
                 summary.drop("image file missing", dicom_id)
                 continue
             graph_path = graph_dir / f"{dicom_id}_SceneGraph.json"
             if not graph_path.is_file():
                 summary.drop("scene graph missing", dicom_id)
                 continue
+            prepared = store.usable(mimic_root / relpath, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            image_path, width, height = prepared  # boxes are normalised by the scene graph's own size
             boxes = scene_graph_boxes(load_json(graph_path), f"{graph_path} (listed at {where})")
             names = [n for n in boxes if not options.regions or n in options.regions]
-            valid = [n for n in names if boxes[n][0] is not None]
+            valid = [n for n in names if not isinstance(boxes[n], BoxDropped)]
             for n in names:
-                if boxes[n][0] is None:
-                    summary.drop("degenerate region box skipped", f"{dicom_id}/{n}")
+                if isinstance(boxes[n], BoxDropped):
+                    summary.drop(boxes[n].reason, f"{dicom_id}/{n} ({graph_path})")
             if not valid:
                 summary.drop("no usable region", dicom_id)
                 continue
             for name in pick_regions(valid, dicom_id, options.regions_per_image):
-                box, width, height = boxes[name]
+                box = boxes[name]
                 yield builder.row(
                     task="anatomy_grounding",
                     split=split,
@@ -165,6 +172,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     height=height,
                     label=name,
                     ground_truth=grounding_truth("anatomy_grounding", name, [box], width, height),
+                    source=where,
                 )
 
     return write_rows(rows(), out_dir, summary, options)

@@ -25,6 +25,8 @@ from radvlm_verl.converters.common import (
     RowBuilder,
     carve_split,
     first_section,
+    image_key,
+    image_store,
     iter_csv,
     limited,
     normalise_split,
@@ -32,7 +34,6 @@ from radvlm_verl.converters.common import (
     resolve_image,
     write_rows,
 )
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionSummary
 
 DATASET = "chexpert_plus"
@@ -45,11 +46,9 @@ _PATIENT = re.compile(r"(patient\d+)")
 class Options(CommonOptions):
     csv_path: Path
     image_root: Path
-    image_out_dir: Path | None = None  # where converted (16-bit/RGBA) images go; default <out_dir>/images
     sections: tuple[str, ...] = SECTIONS
     splits: tuple[str, ...] = ("train", "val", "test")
     val_fraction: float = 0.0
-    window: str = "minmax"
 
 
 def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
@@ -59,7 +58,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
         raise ValueError(f"unknown report section(s) {sorted(unknown)}; choose from {SECTIONS}")
     columns = tuple(f"section_{s}" for s in options.sections)
     root = Path(options.image_root)
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
 
@@ -84,7 +83,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             if source is None:
                 summary.drop("image file missing", relpath)
                 continue
-            path, width, height = store.prepare(source, str(Path(relpath).with_suffix("")))
+            prepared = store.usable(source, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             yield builder.row(
                 task="report",
                 split=split,
@@ -95,6 +97,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 width=width,
                 height=height,
                 ground_truth=text,
+                source=where,
             )
 
     return write_rows(rows(), out_dir, summary, options)

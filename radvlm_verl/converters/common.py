@@ -14,13 +14,15 @@ import json
 import math
 import re
 import sys
-from collections import Counter
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
+from radvlm_verl.atomic import remove_stale_temporaries
+from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
     BOX_FORMATS,
     DEFAULT_MAX_PIXELS,
@@ -59,6 +61,8 @@ class CommonOptions:
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     embed_images: bool = False
+    image_out_dir: Path | None = None  # 8-bit copies of 16-bit/DICOM/RGBA images; default <out_dir>/images
+    window: str = "minmax"  # intensity window of those copies (radvlm_verl.converters.images.WINDOWS)
     eval_files: tuple[Path, ...] = ()  # converted evaluation parquet files the train set must not overlap
     allow_leakage: bool = False
     progress: bool = True
@@ -69,6 +73,8 @@ class CommonOptions:
             raise ValueError(f"thinking must be one of {THINKING_MODES}, got {self.thinking!r}")
         if self.box_format not in BOX_FORMATS:
             raise ValueError(f"box_format must be one of {BOX_FORMATS}, got {self.box_format!r}")
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
 
@@ -127,24 +133,35 @@ def load_mimic_split(mimic_root: str | Path, split_csv: str | Path | None = None
 # --- streaming CSV ---------------------------------------------------------------------------
 
 
-def open_text(path: Path) -> io.TextIOBase:
-    """Open a text file, transparently gunzipping ``*.gz`` (the MIMIC CSVs ship gzipped)."""
+def _text_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file (``*.gz`` gunzipped), decoded one at a time so that a byte that is
+    not UTF-8 is reported on its own line; a truncated or corrupt ``.gz`` names the last good line."""
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
+    line_no = 0
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        try:
+            for line_no, raw in enumerate(f, start=1):
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ConversionError(f"{path}: line {line_no}: not UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                                          f"column {exc.start + 1})") from None
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ConversionError(f"{path}: after line {line_no}: truncated or corrupt gzip file ({exc})") from exc
 
 
 def iter_csv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(line_number, row)`` from a CSV one row at a time.
 
     Raises :class:`ConversionError` naming the file when a required column is missing, and the file
-    and line when a row has the wrong number of fields or the CSV is malformed.
+    and line when a row has the wrong number of fields, the CSV is malformed, a byte is not UTF-8 or
+    a ``.gz`` file is truncated or corrupt.
     """
     path = Path(path)
-    with open_text(path) as f:
-        reader = csv.reader(f)
+    lines = _text_lines(path)
+    try:
+        reader = csv.reader(lines)
         try:
             header = next(reader)
         except StopIteration:
@@ -169,6 +186,8 @@ def iter_csv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[i
                     f"{path}: line {reader.line_num}: expected {len(header)} fields, got {len(values)}"
                 )
             yield reader.line_num, dict(zip(header, values))
+    finally:
+        lines.close()  # the file is closed even when the caller stops early
 
 
 def parse_float(row: dict[str, str], column: str, where: str, *, allow_empty: bool = False) -> float | None:
@@ -206,6 +225,110 @@ def load_json(path: str | Path) -> Any:
         raise ConversionError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
 
 
+# A list element (one RadVLM record) longer than this is reported as malformed rather than read on.
+MAX_JSON_ELEMENT_CHARS = 64 << 20
+
+
+class _JsonChunks:
+    """A window onto a text file for :func:`iter_json_array`: the unconsumed part of the file read so
+    far (``buf[pos:]``), and the line and column of any position in it (counted incrementally)."""
+
+    def __init__(self, f: io.TextIOBase, path: Path, chunk_chars: int):
+        self.f, self.path, self.chunk_chars = f, path, chunk_chars
+        self.buf, self.pos, self.eof = "", 0, False
+        self._at, self._line, self._column = 0, 1, 1  # a position of buf and its line and column
+
+    def line(self, at: int) -> int:
+        """The line of ``buf[at]`` (``at`` never goes backwards)."""
+        newlines = self.buf.count("\n", self._at, at)
+        if newlines:
+            self._line += newlines
+            self._column = at - self.buf.rfind("\n", self._at, at)
+        else:
+            self._column += at - self._at
+        self._at = at
+        return self._line
+
+    def position(self, at: int) -> str:
+        """``"line L, column C"`` of ``buf[at]``."""
+        line = self.line(at)
+        return f"line {line}, column {self._column}"
+
+    def where(self, at: int) -> str:
+        return f"{self.path}: {self.position(at)}"
+
+    def more(self) -> bool:
+        """Read a chunk, dropping what was consumed; False (nothing changed) at the end of the file."""
+        if self.eof:
+            return False
+        try:
+            chunk = self.f.read(self.chunk_chars)
+        except UnicodeDecodeError as exc:
+            raise ConversionError(f"{self.path}: not UTF-8: byte 0x{exc.object[exc.start]:02x} after line "
+                                  f"{self.line(len(self.buf))}") from None
+        if not chunk:
+            self.eof = True
+            return False
+        self.line(self.pos)
+        self.buf, self.pos, self._at = self.buf[self.pos:] + chunk, 0, 0
+        return True
+
+    def peek(self) -> str:
+        """The next non-whitespace character, not consumed ("" at the end of the file)."""
+        while True:
+            while self.pos < len(self.buf) and self.buf[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.buf) or not self.more():
+                return self.buf[self.pos:self.pos + 1]
+
+
+def iter_json_array(path: str | Path, chunk_chars: int = 1 << 20) -> Iterator[tuple[int, Any, int]]:
+    """Yield ``(position, element, line)`` of a top-level JSON array, reading the file in chunks.
+
+    Memory holds one chunk and the element being decoded, not the file (the RadVLM instruction
+    JSON is several GB). Elements are decoded by :meth:`json.JSONDecoder.raw_decode`, the standard
+    library's own parser. Malformed input raises :class:`ConversionError` naming the file, line
+    and column.
+    """
+    path = Path(path)
+    if not path.exists() or path.is_dir():  # a named pipe is fine
+        raise ConversionError(f"{path}: no such file")
+    decoder = json.JSONDecoder()
+    with path.open("r", encoding="utf-8-sig") as f:
+        text = _JsonChunks(f, path, chunk_chars)
+        if text.peek() != "[":
+            raise ConversionError(f"{text.where(text.pos)}: expected a JSON list ('['), "
+                                  f"got {text.buf[text.pos:text.pos + 1]!r}")
+        text.pos += 1
+        if text.peek() == "]":
+            return
+        position = 0
+        while True:
+            if not text.peek():
+                raise ConversionError(f"{text.where(text.pos)}: the file ends inside the list")
+            while True:
+                try:
+                    element, end = decoder.raw_decode(text.buf, text.pos)
+                except json.JSONDecodeError as exc:
+                    if len(text.buf) - text.pos < MAX_JSON_ELEMENT_CHARS and text.more():
+                        continue  # the element may go on in the next chunk
+                    raise ConversionError(f"{path}: not valid JSON ({text.position(exc.pos)}: {exc.msg})") from None
+                if end < len(text.buf) or not text.more():  # a number could go on in the next chunk
+                    break
+            yield position, element, text.line(text.pos)
+            position, text.pos = position + 1, end
+            separator = text.peek()
+            if separator == "]":
+                text.pos += 1
+                if text.peek():
+                    raise ConversionError(f"{text.where(text.pos)}: unexpected data after the list")
+                return
+            if separator != ",":
+                raise ConversionError(f"{text.where(text.pos)}: expected ',' or ']' after element {position - 1}, "
+                                      f"got {text.buf[text.pos]!r}")
+            text.pos += 1
+
+
 def progress(iterable: Iterable, *, desc: str, enabled: bool, total: int | None = None) -> Iterable:
     """A tqdm progress bar on stderr (a no-op when disabled)."""
     if not enabled:
@@ -237,35 +360,77 @@ def first_section(sections: dict[str, str | None], order: Sequence[str]) -> tupl
 # --- boxes -----------------------------------------------------------------------------------
 
 
-def norm_box(x1: float, y1: float, x2: float, y2: float, width: float, height: float) -> list[float] | None:
-    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy`` clipped; None if degenerate.
+# How far (a fraction of the image) a box may reach outside the image and still be clipped to it:
+# annotation tools let boxes overshoot the border a little; further out, the numbers are wrong
+# (pixels given as fractions, another image's size) and clipping would invent a box.
+BOX_MARGIN = 0.1
+DEGENERATE_BOX = "degenerate box (zero or negative size after clipping) skipped"
+BOX_OUTSIDE_IMAGE = f"box reaching more than {BOX_MARGIN:.0%} of the image outside it skipped"
 
-    >>> norm_box(100, 200, 400, 600, 2000, 2500)
+
+class BoxDropped(Exception):
+    """A box the coordinate rule drops; ``reason`` is the summary's drop reason."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def norm_box(
+    x1: Any, y1: Any, x2: Any, y2: Any, width: Any = 1.0, height: Any = 1.0, *, where: str
+) -> list[float]:
+    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy``: the one coordinate rule.
+
+    Every converter's boxes pass here (``width = height = 1`` for boxes already normalised):
+
+    - a coordinate or size that is not a finite number, or a size <= 0: :class:`ConversionError`
+      naming ``where`` (malformed input stops the run);
+    - a box reaching more than :data:`BOX_MARGIN` of the image outside it: :class:`BoxDropped`;
+    - otherwise clipped to [0, 1]; a box with no area left: :class:`BoxDropped`.
+
+    >>> norm_box(100, 200, 400, 600, 2000, 2500, where="example")
     [0.05, 0.08, 0.2, 0.24]
     """
-    box = [
-        min(max(x1 / width, 0.0), 1.0),
-        min(max(y1 / height, 0.0), 1.0),
-        min(max(x2 / width, 0.0), 1.0),
-        min(max(y2 / height, 0.0), 1.0),
-    ]
+    values = []
+    for name, value in zip(("x1", "y1", "x2", "y2", "width", "height"), (x1, y1, x2, y2, width, height)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConversionError(f"{where}: box {name} is not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise ConversionError(f"{where}: box {name} is not finite: {value!r}")
+        values.append(number)
+    x1, y1, x2, y2, width, height = values
+    if width <= 0 or height <= 0:
+        raise ConversionError(f"{where}: image size {width:g}x{height:g} is not positive")
+    box = [x1 / width, y1 / height, x2 / width, y2 / height]
+    if any(v < -BOX_MARGIN or v > 1 + BOX_MARGIN for v in box):
+        raise BoxDropped(BOX_OUTSIDE_IMAGE)
+    box = [min(max(v, 0.0), 1.0) for v in box]
     if box[2] <= box[0] or box[3] <= box[1]:
-        return None
+        raise BoxDropped(DEGENERATE_BOX)
     return box
 
 
-def clip_norm_box(box: Sequence[float]) -> list[float] | None:
-    """An already normalised box clipped to [0, 1]; None if degenerate."""
-    return norm_box(*[float(v) for v in box], 1.0, 1.0)
+def distinct_boxes(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
+    """``boxes`` as floats, each box once (first-appearance order).
+
+    A box given twice (a repeated source row, two readers drawing the same box) would be a second
+    ground-truth object that a perfect answer can never match.
+    """
+    out: dict[tuple[float, ...], None] = {}
+    for box in boxes:
+        out.setdefault(tuple(map(float, box)), None)
+    return [list(b) for b in out]
 
 
 def grounding_truth(task: str, label: str, boxes: Sequence[Sequence[float]], width: int, height: int) -> str:
-    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``)."""
+    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``, each once)."""
     return json.dumps(
         {
             "task": task,
             "label": label,
-            "boxes": [list(map(float, b)) for b in boxes],
+            "boxes": distinct_boxes(boxes),
             "coord": "xyxy_norm01",
             "image_size": [int(width), int(height)],
         }
@@ -277,7 +442,7 @@ def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], wi
     return json.dumps(
         {
             "task": "abnormality_detection",
-            "objects": [{"label": label, "boxes": [list(map(float, b)) for b in boxes]} for label, boxes in objects],
+            "objects": [{"label": label, "boxes": distinct_boxes(boxes)} for label, boxes in objects],
             "coord": "xyxy_norm01",
             "image_size": [int(width), int(height)],
         }
@@ -289,11 +454,10 @@ def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], wi
 
 @dataclass
 class RowBuilder:
-    """Builds contract rows for one dataset, numbering ``extra_info.index`` per split."""
+    """Builds contract rows for one dataset (``extra_info.index`` is numbered by the writer)."""
 
     dataset: str
     options: CommonOptions
-    _index: Counter = field(default_factory=Counter)
 
     def prompt(self, task: str, key: str, label: str | None = None, question: str | None = None) -> list[dict[str, str]]:
         """The row's chat messages; ``question`` replaces the templated question (RadVLM JSON rows)."""
@@ -324,13 +488,16 @@ class RowBuilder:
         label: str | None = None,
         prompt: list[dict[str, str]] | None = None,
         dataset: str | None = None,
-    ) -> tuple[str, dict[str, Any]]:
-        """One ``(split, row)``; ``prompt`` overrides the template, ``dataset`` the builder's dataset."""
+        source: str | None = None,
+    ) -> tuple[str, dict[str, Any], str | None]:
+        """One ``(split, row, source)`` for :func:`~radvlm_verl.converters.rows.write_splits`.
+
+        ``prompt`` overrides the template, ``dataset`` the builder's dataset; ``source`` names the
+        input record (file and line or entry) for the writer's duplicate-id refusal.
+        """
         o = self.options
         dataset = dataset or self.dataset
         family = "report" if task == "report" else "grounding"
-        index = self._index[split]
-        self._index[split] += 1
         row = make_row(
             data_source=f"cxr_{family}/{dataset}",
             prompt=prompt if prompt is not None else self.prompt(task, row_id, label),
@@ -338,7 +505,7 @@ class RowBuilder:
             ground_truth=ground_truth,
             extra_info={
                 "split": split,
-                "index": index,
+                "index": None,
                 "id": row_id,
                 "dataset": dataset,
                 "task": task,
@@ -351,7 +518,27 @@ class RowBuilder:
                 "thinking": o.thinking != "off",
             },
         )
-        return split, row
+        return split, row, source
+
+
+def image_store(out_dir: str | Path, options: CommonOptions) -> ImageStore:
+    """Where a converter's images are checked and, when needed, converted to 8-bit (once).
+
+    Temporary files that killed runs left among the converted images are removed first.
+    """
+    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    remove_stale_temporaries(store.out_root, recursive=True)
+    return store
+
+
+def image_key(relpath: str) -> str:
+    """The name of a source image's 8-bit copy: its path without suffix, kept inside the image folder.
+
+    >>> image_key("/data/../cxr/./a.png")
+    'data/cxr/a'
+    """
+    parts = Path(relpath).with_suffix("").parts
+    return "/".join(p for p in parts if p not in ("/", ".", ".."))
 
 
 def resolve_image(root: Path, relpath: str, alternatives: Sequence[str] = ()) -> Path | None:

@@ -32,11 +32,57 @@ import numpy as np
 from PIL import Image
 
 from radvlm_verl.atomic import atomic_path
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 WINDOWS = ("minmax", "percentile", "dicom")
 DICOM_SUFFIXES = (".dcm", ".dicom")
 _READY_MODES = ("L", "RGB")
+UNREADABLE_IMAGE = "image file unreadable (empty, truncated, corrupt or not an image)"
+
+
+class UnreadableImageError(ConversionError):
+    """An image file that cannot be decoded (empty, truncated, corrupt or not an image)."""
+
+    def __init__(self, path: Path, cause: object):
+        super().__init__(f"{path}: cannot read image: {cause}")
+        self.path = path
+
+
+def checked_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file after decoding it once, cheaply.
+
+    verl decodes every image when it samples the row, so a file it cannot decode would crash a
+    training step hours in. JPEG is decoded at 1/8 scale (``draft``: every byte of the entropy
+    coded data is still read, so truncation shows); PNG is ``verify``-ed (every chunk's CRC
+    checked, no decompression); other formats are decoded in full. Raises
+    :class:`UnreadableImageError`.
+    """
+    try:
+        with Image.open(path) as image:
+            return _decoded_size(image, path)
+    except UnreadableImageError:
+        raise
+    except _DECODE_ERRORS as exc:
+        raise UnreadableImageError(path, exc) from exc
+
+
+# What PIL raises for an empty, truncated, corrupt or foreign file.
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _decoded_size(image: Image.Image, path: Path) -> tuple[int, int]:
+    """The size of an open image after the cheap decode of :func:`checked_size` (which it raises)."""
+    size = image.size
+    if image.format == "JPEG":
+        image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
+        image.load()
+    elif image.format == "PNG":
+        image.verify()
+    else:
+        image.load()
+    if not (size[0] > 0 and size[1] > 0):
+        raise UnreadableImageError(path, f"image size {size[0]}x{size[1]}")
+    return size
 
 
 def window_to_uint8(pixels: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -104,7 +150,7 @@ def read_dicom(path: Path, window: str = "minmax") -> np.ndarray:
         ds = pydicom.dcmread(path)
         pixels = ds.pixel_array.astype(np.float64)
     except Exception as exc:  # pydicom raises many types for corrupt or compressed files
-        raise ConversionError(f"{path}: cannot read DICOM pixels: {exc}") from exc
+        raise UnreadableImageError(path, f"cannot read DICOM pixels: {exc}") from exc
     if pixels.ndim != 2:
         raise ConversionError(f"{path}: expected a single-frame grayscale DICOM, got pixel shape {pixels.shape}")
     slope = float(getattr(ds, "RescaleSlope", 1) or 1)
@@ -154,6 +200,7 @@ class ImageStore:
         return self.out_root / self.window / f"{key}.png"
 
     def prepare(self, source: Path, key: str) -> tuple[Path, int, int]:
+        """The file to point the row at and its size; raises :class:`UnreadableImageError`."""
         target = self.target(key)
         if source.suffix.lower() in DICOM_SUFFIXES:
             if not target.is_file():
@@ -166,17 +213,27 @@ class ImageStore:
         try:
             with Image.open(source) as image:
                 if image.mode in _READY_MODES:
-                    return source, image.width, image.height
+                    return source, *_decoded_size(image, source)
                 if target.is_file():
                     self.reused += 1
                     return target, *_size(target)
-                converted = image_to_8bit(image, self.window)
-        except OSError as exc:
-            raise ConversionError(f"{source}: cannot read image: {exc}") from exc
+                converted = image_to_8bit(image, self.window)  # decodes every pixel
+        except UnreadableImageError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise UnreadableImageError(source, exc) from exc
         with atomic_path(target) as tmp:
             converted.save(tmp, format="PNG")
         self.converted += 1
         return target, converted.width, converted.height
+
+    def usable(self, source: Path, key: str, summary: ConversionSummary) -> tuple[Path, int, int] | None:
+        """:meth:`prepare`, or None after counting an unreadable file as a drop (its path as example)."""
+        try:
+            return self.prepare(source, key)
+        except UnreadableImageError as exc:
+            summary.drop(UNREADABLE_IMAGE, str(exc.path))
+            return None
 
 
 def _size(path: Path) -> tuple[int, int]:

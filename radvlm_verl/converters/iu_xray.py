@@ -29,12 +29,12 @@ from radvlm_verl.converters.common import (
     carve_split,
     clean_report,
     first_section,
+    image_store,
     iter_csv,
     limited,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "iu_xray"
@@ -46,12 +46,10 @@ class Options(CommonOptions):
     reports_dir: Path
     image_dir: Path
     projections: Path | None = None
-    image_out_dir: Path | None = None
     sections: tuple[str, ...] = SECTIONS
     split_name: str | None = "test"
     val_fraction: float = 0.0
     test_fraction: float = 0.0
-    window: str = "minmax"
 
 
 def read_report(path: Path) -> tuple[str, dict[str, str], list[str]]:
@@ -94,7 +92,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     if not xml_files:
         raise ConversionError(f"{reports_dir}: no *.xml report files")
     projections = load_projections(Path(options.projections)) if options.projections else None
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
 
@@ -124,7 +122,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 if source is None:
                     summary.drop("image file missing", image_id)
                     continue
-                path, width, height = store.prepare(source, image_id)
+                prepared = store.usable(source, image_id, summary)
+                if prepared is None:
+                    continue
+                path, width, height = prepared
                 yield builder.row(
                     task="report",
                     split=split,
@@ -135,6 +136,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     width=width,
                     height=height,
                     ground_truth=text,
+                    source=str(xml_path),
                 )
 
     return write_rows(rows(), out_dir, summary, options)

@@ -36,17 +36,18 @@ from radvlm_verl.converters.common import (
     clean_report,
     default_csv,
     first_section,
+    image_key,
+    image_store,
     iter_csv,
     limited,
     load_mimic_split,
-    parse_int,
     progress,
     write_rows,
 )
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "mimic_cxr"
-METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "Rows", "Columns")
+METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition")  # the size is read from the image
 SECTIONED_COLUMNS = ("study", "impression", "findings", "last_paragraph")
 SECTIONS = ("findings", "impression", "last_paragraph")
 
@@ -136,13 +137,13 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     split_of = load_mimic_split(root, options.split_csv, hint="pass --split-csv")
     reports = ReportSource(Path(options.reports), tuple(options.sections))
     views = {v.upper() for v in options.views}
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         records = limited(iter_csv(metadata, METADATA_COLUMNS), options.limit)
         for line, rec in progress(records, desc="mimic-cxr", enabled=options.progress):
-            where = f"{metadata}: line {line}"
             dicom_id, subject_id, study_id = (rec[c].strip() for c in ("dicom_id", "subject_id", "study_id"))
             if rec["ViewPosition"].strip().upper() not in views:
                 summary.drop(f"view not in {'/'.join(sorted(views))}", dicom_id)
@@ -163,10 +164,13 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 summary.drop(f"report sections {'/'.join(options.sections)} empty", dicom_id)
                 continue
             relpath = image_relpath(subject_id, study_id, dicom_id)
-            path = root / relpath
-            if not path.is_file():
+            if not (root / relpath).is_file():
                 summary.drop("image file missing", dicom_id)
                 continue
+            prepared = store.usable(root / relpath, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             yield builder.row(
                 task="report",
                 split=split,
@@ -174,9 +178,10 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 patient_id=subject_id,
                 image_path=path,
                 image_relpath=relpath,
-                width=parse_int(rec, "Columns", where),
-                height=parse_int(rec, "Rows", where),
+                width=width,
+                height=height,
                 ground_truth=text,
+                source=f"{metadata}: line {line}",
             )
 
     return write_rows(rows(), out_dir, summary, options)

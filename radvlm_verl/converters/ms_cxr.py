@@ -5,7 +5,7 @@ h, image_width, image_height[, split]``; boxes ``x, y, w, h`` in original-image 
 may span several rows) and the MIMIC-CXR-JPG root that ``path`` is relative to.
 
 Boxes become ``[x/W, y/H, (x+w)/W, (y+h)/H]`` with ``W, H = image_width, image_height``, clipped to
-[0, 1]; degenerate boxes are dropped. Split authority (``split_source``): ``mimic`` (default, the
+[0, 1] by :func:`~radvlm_verl.converters.common.norm_box` (the coordinate rule of every converter). Split authority (``split_source``): ``mimic`` (default, the
 MIMIC-CXR official split file, so MS-CXR never leaks into the MIMIC report test set) or ``ms-cxr``
 (the CSV's own column). The two disagree for a few hundred images; the count is reported.
 """
@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     grounding_truth,
+    image_key,
+    image_store,
     iter_csv,
     load_mimic_split,
     normalise_split,
@@ -76,18 +79,23 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
         group = groups.setdefault(
             (dicom_id, phrase),
             {"path": rec["path"].strip(), "size": (width, height), "boxes": [], "own_split": rec.get("split"),
-             "where": where},
+             "where": where, "seen": set()},
         )
+        if (x, y, w, h) in group["seen"]:  # a repeated CSV row would duplicate a ground-truth box
+            summary.drop("repeated CSV row (same image, phrase and box) counted once", f"{dicom_id} ({where})")
+            continue
+        group["seen"].add((x, y, w, h))
         if group["size"] != (width, height):
             raise ConversionError(f"{where}: image size {width}x{height} differs from an earlier row of {dicom_id}")
-        box = norm_box(x, y, x + w, y + h, width, height)
-        if box is None:
-            summary.drop("degenerate box (zero or negative size after clipping) skipped", dicom_id)
-        else:
-            group["boxes"].append(box)
+        try:
+            group["boxes"].append(norm_box(x, y, x + w, y + h, width, height, where=where))
+        except BoxDropped as dropped:
+            summary.drop(dropped.reason, f"{dicom_id} ({where})")
 
     builder = RowBuilder(DATASET, options)
+    store = image_store(out_dir, options)
     disagreements: set[str] = set()
+    size_mismatches: set[str] = set()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for (dicom_id, phrase), group in progress(list(groups.items()), desc="ms-cxr", enabled=options.progress):
@@ -116,19 +124,31 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             if source is None:
                 summary.drop("image file missing", row_id)
                 continue
+            prepared = store.usable(source, image_key(relpath), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared  # the file's size: what the model is fed
+            if (width, height) != tuple(int(v) for v in group["size"]):
+                size_mismatches.add(dicom_id)
             match = _SUBJECT.search(relpath)
-            width, height = (int(v) for v in group["size"])
             yield builder.row(
                 task="phrase_grounding",
                 split=split,
                 row_id=row_id,
                 patient_id=match.group(1) if match else dicom_id,
-                image_path=source,
+                image_path=path,
                 image_relpath=relpath,
                 width=width,
                 height=height,
                 label=phrase,
                 ground_truth=grounding_truth("phrase_grounding", phrase, group["boxes"], width, height),
+                source=group["where"],
+            )
+        if size_mismatches:
+            summary.notes.append(
+                f"{len(size_mismatches)} image file(s) differ in size from the CSV's image_width/image_height "
+                f"(e.g. {sorted(size_mismatches)[0]}): boxes normalised by the CSV size, orig_width/orig_height "
+                "from the file"
             )
         if disagreements:
             summary.notes.append(

@@ -26,20 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     clean_report,
-    clip_norm_box,
     grounding_truth,
+    image_store,
     iter_csv,
     limited,
     load_json,
+    norm_box,
     normalise_split,
     progress,
     write_rows,
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "padchest_gr"
@@ -54,24 +55,26 @@ class Options(CommonOptions):
     json_path: Path
     master_table: Path
     image_dir: Path
-    image_out_dir: Path | None = None  # default <out_dir>/images
     tasks: tuple[str, ...] = ("phrase_grounding",)
     extra_boxes: str = "ignore"
     splits: tuple[str, ...] = ("train", "val", "test")
-    window: str = "minmax"
     padchest_csv: Path | None = None  # original PadChest labels CSV, for the frontal-view filter
     views: tuple[str, ...] = FRONTAL_PROJECTIONS
 
 
-def _boxes(value: Any, where: str) -> list[list[float]]:
+def _boxes(value: Any, where: str, summary: ConversionSummary, row_id: str) -> list[list[float]]:
+    """A finding's normalised boxes through the coordinate rule (dropped boxes counted)."""
     if value is None:
         return []
     if not isinstance(value, list) or any(not isinstance(b, list) or len(b) != 4 for b in value):
-        raise ConversionError(f"{where}: boxes must be a list of [x1, y1, x2, y2], got {value!r}")
-    try:
-        return [b for b in (clip_norm_box(box) for box in value) if b is not None]
-    except (TypeError, ValueError) as exc:
-        raise ConversionError(f"{where}: non-numeric box coordinates: {exc}") from exc
+        raise ConversionError(f"{where}: must be a list of [x1, y1, x2, y2], got {value!r}")
+    kept = []
+    for j, box in enumerate(value):
+        try:
+            kept.append(norm_box(*box, where=f"{where}[{j}]"))
+        except BoxDropped as dropped:
+            summary.drop(dropped.reason, f"{row_id} ({where}[{j}])")
+    return kept
 
 
 def load_projections(path: Path, image_ids: set[str]) -> dict[str, str]:
@@ -101,7 +104,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     projections = load_projections(Path(options.padchest_csv), set(master)) if options.padchest_csv else None
     views = {v.lower() for v in options.views}
     image_dir = Path(options.image_dir)
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
 
@@ -122,6 +125,12 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 reason = "not in the PadChest CSV" if image_id not in projections else "not a frontal view"
                 summary.drop(f"{reason} (--padchest-csv)", image_id)
                 continue
+            for k, finding in enumerate(findings):
+                if not isinstance(finding, dict):
+                    raise ConversionError(f"{where} ({image_id}) findings[{k}]: expected an object")
+                if not isinstance(finding.get("sentence_en"), str | None):
+                    raise ConversionError(f"{where} ({image_id}) findings[{k}]: sentence_en must be a string, "
+                                          f"got {finding['sentence_en']!r}")
             patient, split = master[image_id]
             if split not in options.splits:
                 summary.drop(f"split {split} not selected (--splits)", image_id)
@@ -130,19 +139,21 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
             if not source.is_file():
                 summary.drop("image file missing", image_id)
                 continue
-            path, width, height = store.prepare(source, Path(image_id).stem)
+            prepared = store.usable(source, Path(image_id).stem, summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             common = dict(split=split, patient_id=patient, image_path=path, image_relpath=image_id,
-                          width=width, height=height)
+                          width=width, height=height, source=where)
             stem = Path(image_id).stem
             if "phrase_grounding" in options.tasks:
                 for k, finding in enumerate(findings):
                     fwhere = f"{where} ({image_id}) findings[{k}]"
-                    if not isinstance(finding, dict):
-                        raise ConversionError(f"{fwhere}: expected an object")
                     phrase = clean_report(finding.get("sentence_en"))
                     row_id = f"{stem}-f{k}"
-                    boxes = _boxes(finding.get("boxes"), fwhere)
-                    extra = _boxes(finding.get("extra_boxes"), fwhere) if options.extra_boxes != "ignore" else []
+                    boxes = _boxes(finding.get("boxes"), f"{fwhere}.boxes", summary, row_id)
+                    extra = (_boxes(finding.get("extra_boxes"), f"{fwhere}.extra_boxes", summary, row_id)
+                             if options.extra_boxes != "ignore" else [])
                     if extra and options.extra_boxes == "add":
                         boxes = boxes + extra
                     elif extra and boxes and options.extra_boxes == "fuse":
@@ -162,7 +173,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     )
             if "report" in options.tasks:
                 text = clean_report(" ".join(
-                    clean_report(f.get("sentence_en")) for f in findings if isinstance(f, dict)
+                    clean_report(f.get("sentence_en")) for f in findings
                 ))
                 if not text:
                     summary.drop("empty grounded report", f"{stem}-report")

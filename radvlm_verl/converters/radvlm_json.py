@@ -28,17 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
-    clip_norm_box,
     detection_truth,
     grounding_truth,
+    image_key,
+    image_store,
     limited,
-    load_json,
+    iter_json_array,
+    norm_box,
     progress,
     write_rows,
 )
@@ -126,6 +127,26 @@ def _turn_pairs(record: dict[str, Any], where: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _selected(
+    json_path: Path, options: Options, summary: ConversionSummary | None
+) -> Iterator[tuple[int, dict[str, Any], str, str, str, str, list[tuple[str, str]]]]:
+    """``(position, record, id, image, task, dataset, turn pairs)`` of each record of a selected RL
+    task, streamed from the file; records left out are counted in ``summary`` when given."""
+    for position, record, _ in limited(iter_json_array(json_path), options.limit):
+        row_id, image = _validate(record, position, json_path)
+        task, dataset = task_of(row_id)
+        reason = (f"task without an RL reward ({dataset})" if task is None
+                  else f"task {task} not selected (--tasks)" if task not in options.tasks else None)
+        if reason is not None:
+            if summary is not None:
+                summary.drop(reason, row_id)
+            continue
+        pairs = _turn_pairs(record, f"{json_path}: row {position} (id {row_id!r})")
+        if summary is not None and len(record["conversations"]) % 2:
+            summary.drop("trailing question without an answer", f"{row_id} ({json_path}: row {position})")
+        yield position, record, row_id, image, task, dataset, pairs
+
+
 def _validate(record: Any, position: int, json_path: Path) -> tuple[str, str]:
     where = f"{json_path}: row {position}"
     if not isinstance(record, dict):
@@ -146,30 +167,16 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
     ``skip_missing_images``); no output file is created or replaced in that case.
     """
     json_path = Path(json_path)
-    records = load_json(json_path)
-    if not isinstance(records, list):
-        raise ConversionError(f"{json_path}: expected a JSON list of rows, got {type(records).__name__}")
     image_root = options.image_root or json_path.parent
     summary = ConversionSummary()
 
-    # Pass 1: validate every record and pick the validation patients before writing anything.
-    kept: list[tuple[int, str, str, str, str, list[tuple[str, str]]]] = []
-    for position, record in limited(enumerate(records), options.limit):
-        row_id, image = _validate(record, position, json_path)
-        task, dataset = task_of(row_id)
-        if task is None:
-            summary.drop(f"task without an RL reward ({dataset})", row_id)
-            continue
-        if task not in options.tasks:
-            summary.drop(f"task {task} not selected (--tasks)", row_id)
-            continue
-        pairs = _turn_pairs(record, f"{json_path}: row {position} (id {row_id!r})")
-        kept.append((position, row_id, image, task, dataset, pairs))
-
+    # The file is streamed (the release is several GB): a first pass counts each patient's rows to
+    # pick the validation patients, the second writes. Nothing is renamed into place unless both
+    # passes get through the whole file.
     val_patients: set[str] = set()
     if options.split_name is None and options.val_size > 0:
         counts: dict[str, int] = {}
-        for _, _, image, _, _, pairs in kept:
+        for _, record, row_id, image, task, dataset, pairs in _selected(json_path, options, None):
             counts[patient_key(image)] = counts.get(patient_key(image), 0) + len(pairs)
         total = 0
         for patient in sorted(counts, key=lambda p: (split_fraction(p), p)):
@@ -178,25 +185,26 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
             val_patients.add(patient)
             total += counts[patient]
 
+    store = image_store(out_dir, options)
     builder = RowBuilder("radvlm_json", options)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for position, row_id, image, task, dataset, pairs in progress(kept, desc="radvlm-json",
-                                                                      enabled=options.progress):
-            path = Path(image) if os.path.isabs(image) else image_root / image
-            try:
-                with Image.open(path) as im:
-                    width, height = im.size
-            except (FileNotFoundError, OSError) as exc:
+        for position, record, row_id, image, task, dataset, pairs in progress(
+            _selected(json_path, options, summary), desc="radvlm-json", enabled=options.progress
+        ):
+            source = Path(image) if os.path.isabs(image) else image_root / image
+            if not source.is_file():
                 if options.skip_missing_images:
-                    summary.drop("image missing or unreadable", row_id)
+                    summary.drop("image file missing", row_id)
                     continue
-                raise ConversionError(
-                    f"{json_path}: row {position} (id {row_id!r}): cannot read image {path}: {exc}"
-                ) from exc
+                raise ConversionError(f"{json_path}: row {position} (id {row_id!r}): image {source} not found")
+            prepared = store.usable(source, image_key(image), summary)
+            if prepared is None:
+                continue
+            path, width, height = prepared
             patient = patient_key(image)
             split = options.split_name or ("val" if patient in val_patients else "train")
-            label = None if task == "report" else record_label(records[position])
+            label = None if task == "report" else record_label(record)
             for turn, (question, answer) in enumerate(pairs):
                 turn_id = row_id if len(pairs) == 1 else f"{row_id}#{turn}"
                 if task == "report":
@@ -205,7 +213,10 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
                         summary.drop("empty reference report", turn_id)
                         continue
                 else:
-                    ground_truth = grounding_answer_truth(task, answer, label, width, height)
+                    drops: list[str] = []
+                    ground_truth = grounding_answer_truth(task, answer, label, width, height, drops)
+                    for reason in drops:
+                        summary.drop(reason, f"{turn_id} ({json_path}: row {position})")
                     if ground_truth is None:
                         summary.drop("grounding answer without a valid box", turn_id)
                         continue
@@ -222,6 +233,7 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
                     label=label,
                     prompt=builder.prompt(task, row_id, question=question),
                     dataset=dataset,
+                    source=f"{json_path}: row {position}",
                 )
 
     return write_rows(rows(), out_dir, summary, options)
@@ -241,7 +253,17 @@ def record_label(record: dict[str, Any]) -> str | None:
 _LABEL_TAIL = re.compile(r"(?:\s*[:,]|\s+(?:is|are|at|located|seen|in|on|found|shown))+\s*$", re.IGNORECASE)
 
 
-def detection_objects(answer: str) -> list[tuple[str, list[list[float]]]]:
+def _answer_box(values: list[float], drops: list[str] | None) -> list[float] | None:
+    """A box of an answer through the coordinate rule; a dropped box's reason goes to ``drops``."""
+    try:
+        return norm_box(*values, where="answer")
+    except BoxDropped as dropped:
+        if drops is not None:
+            drops.append(dropped.reason)
+        return None
+
+
+def detection_objects(answer: str, drops: list[str] | None = None) -> list[tuple[str, list[list[float]]]]:
     """``[(label, boxes)]`` from a detection answer: each box's label is the text just before it.
 
     >>> detection_objects("Cardiomegaly: [0.3, 0.5, 0.7, 0.8]. Nodule/Mass: [0.1, 0.1, 0.2, 0.2], [0.6, 0.1, 0.7, 0.2]")
@@ -256,17 +278,21 @@ def detection_objects(answer: str) -> list[tuple[str, list[list[float]]]]:
         if fragment and fragment.lower() not in ("and", "or"):
             label = fragment
         previous_end = match.end()
-        box = clip_norm_box([float(v) for v in match.groups()])
+        box = _answer_box([float(v) for v in match.groups()], drops)
         if box is not None:
             objects.setdefault(label or "abnormality", []).append(box)
     return list(objects.items())
 
 
-def grounding_answer_truth(task: str, answer: str, label: str | None, width: int, height: int) -> str | None:
-    """Contract ground-truth JSON from a RadVLM answer; None when a one-label answer has no valid box."""
+def grounding_answer_truth(task: str, answer: str, label: str | None, width: int, height: int,
+                           drops: list[str] | None = None) -> str | None:
+    """Contract ground-truth JSON from a RadVLM answer; None when a one-label answer has no valid box.
+
+    Boxes the coordinate rule drops are left out, their reasons appended to ``drops``.
+    """
     if task == "abnormality_detection":
-        return detection_truth(detection_objects(answer), width, height)
-    boxes = [b for b in (clip_norm_box(box) for box in parse_boxes(answer).boxes.tolist()) if b is not None]
+        return detection_truth(detection_objects(answer, drops), width, height)
+    boxes = [b for b in (_answer_box(box, drops) for box in parse_boxes(answer).boxes.tolist()) if b is not None]
     if not boxes:
         return None
     return grounding_truth(task, label, boxes, width, height)

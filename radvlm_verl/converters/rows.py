@@ -16,8 +16,9 @@ that is null in every row of one file would otherwise get arrow type ``null``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import tempfile
+import pickle
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from radvlm_verl.atomic import remove_stale_temporaries, temporary_file, write_text_atomic
 
 # The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
 DEFAULT_MIN_PIXELS = 1024
@@ -81,15 +84,32 @@ def image_entry(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     embed: bool = False,
 ) -> dict[str, Any]:
-    """The ``images`` element for one image file: a ``file://`` URI, or the file's bytes.
+    """The ``images`` element for one image file: its plain absolute path, or the file's bytes.
 
-    The URI is the absolute path as given (symlinks kept): ``abspath`` costs no system call per
-    path component, unlike ``resolve``, which took a third of the MIMIC conversion time.
+    A plain path, not a ``file://`` URI: ``qwen_vl_utils.fetch_image`` (what verl's
+    ``process_image`` calls) opens ``uri[7:]`` without percent-decoding, so ``Path.as_uri()`` of a
+    path with a space or a non-ASCII character cannot be opened; a plain path opens whatever
+    characters it holds. ``abspath`` keeps symlinks and costs no system call per path component,
+    unlike ``resolve``, which took a third of the MIMIC conversion time.
     """
-    path = Path(os.path.abspath(path))
+    path = os.path.abspath(path)
     if embed:
-        return {"bytes": path.read_bytes(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
-    return {"image": path.as_uri(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
+        return {"bytes": Path(path).read_bytes(), "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
+    return {"image": path, "min_pixels": int(min_pixels), "max_pixels": int(max_pixels)}
+
+
+def image_file(reference: str) -> Path | None:
+    """The local file verl's loader opens for an ``images[].image`` string; None if it is remote.
+
+    The same rule as ``qwen_vl_utils.fetch_image``: a ``file://`` prefix is cut off and the rest
+    used as it is (no percent-decoding), http(s) and ``data:`` references are not local files,
+    anything else is a path.
+    """
+    if reference.startswith(("http://", "https://", "data:image")):
+        return None
+    if reference.startswith("file://"):
+        return Path(reference[7:])
+    return Path(reference)
 
 
 def make_row(
@@ -150,10 +170,14 @@ class AtomicParquetWriter:
 
     def __enter__(self) -> AtomicParquetWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
+        self._tmp = str(temporary_file(self.path))
         self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
         return self
+
+    @property
+    def rows_staged(self) -> int:
+        """Rows given to :meth:`write` so far (written or buffered)."""
+        return self.rows_written + len(self._buffer)
 
     def write(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
@@ -166,18 +190,64 @@ class AtomicParquetWriter:
             self.rows_written += len(self._buffer)
             self._buffer = []
 
+    def staged(self) -> Path:
+        """Finish the temporary file and hand it over without renaming it (see :func:`commit_files`)."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        tmp, self._tmp = Path(self._tmp), None
+        return tmp
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self._flush()
             if self._writer is not None:
                 self._writer.close()
-            if exc_type is None:
+            if exc_type is None and self._tmp is not None:
                 os.replace(self._tmp, self.path)
                 self._tmp = None
         finally:
             if self._tmp is not None and os.path.exists(self._tmp):
                 os.remove(self._tmp)
+
+
+# Written before the renames of a multi-file commit and removed after them: a process that dies
+# in between leaves it, and the next write into the folder completes the renames it lists.
+COMMIT_JOURNAL = ".radvlm-convert-commit.json"
+
+
+def commit_files(out_dir: Path, staged: list[tuple[Path, Path]]) -> None:
+    """Rename staged files onto their targets in ``out_dir`` as one commit: all of them or none.
+
+    The journal listing every rename is written (atomically) first; from then on the commit is
+    decided, and :func:`finish_interrupted_commit` completes it if the renames are cut short.
+    """
+    journal = out_dir / COMMIT_JOURNAL
+    renames = [[str(tmp.relative_to(out_dir)), str(target.relative_to(out_dir))] for tmp, target in staged]
+    write_text_atomic(journal, json.dumps({"renames": renames}))
+    for tmp, target in staged:
+        os.replace(tmp, target)
+    journal.unlink()
+
+
+def finish_interrupted_commit(out_dir: Path) -> list[str]:
+    """Complete the renames of a commit into ``out_dir`` that a killed process left; returns the names."""
+    journal = out_dir / COMMIT_JOURNAL
+    if not journal.is_file():
+        return []
+    try:
+        renames = json.loads(journal.read_text(encoding="utf-8"))["renames"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConversionError(f"{journal}: unreadable commit journal ({exc}); remove it and re-run") from exc
+    done = []
+    for tmp, target in renames:
+        if (out_dir / tmp).is_file():  # otherwise renamed before the process died
+            os.replace(out_dir / tmp, out_dir / target)
+        done.append(target)
+    journal.unlink()
+    return done
 
 
 @dataclass
@@ -207,8 +277,46 @@ class ConversionSummary:
         return "\n".join(lines)
 
 
+REPEATED_ROW = "repeated input record (a row identical to an earlier one, written once)"
+
+
+def _content_digest(row: dict[str, Any]) -> int:
+    """A fingerprint of everything a row holds (its ``index`` is not assigned yet)."""
+    return int.from_bytes(hashlib.blake2b(pickle.dumps(row, protocol=5), digest_size=8).digest(), "big")
+
+
+class UniqueIds:
+    """Ids already written to one output file: a repeat is collapsed or refused, never written.
+
+    A row whose id was written before is dropped (:data:`REPEATED_ROW`) when its content is the
+    same as the first row's (a repeated source record), and refused with a
+    :class:`ConversionError` naming both source records when it differs (two records claiming one
+    id would double-weight the id in training and make evaluation refuse the file). Memory: one
+    8-byte fingerprint and the first row's source per id.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._first: dict[str, tuple[int, str | None]] = {}
+
+    def admit(self, row: dict[str, Any], source: str | None, summary: ConversionSummary) -> bool:
+        row_id = str(row["extra_info"]["id"])
+        digest = _content_digest(row)
+        first = self._first.get(row_id)
+        if first is None:
+            self._first[row_id] = (digest, source)
+            return True
+        if first[0] == digest:
+            summary.drop(REPEATED_ROW, f"{row_id} ({source})" if source else row_id)
+            return False
+        raise ConversionError(
+            f"{self.path.name}: two different rows have id {row_id!r}: {first[1] or 'an earlier row'} and "
+            f"{source or 'a later row'}; ids must be unique per file (fix or remove one of the two records)"
+        )
+
+
 def write_splits(
-    rows: Iterable[tuple[str, dict[str, Any]]],
+    rows: Iterable[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], str | None]],
     out_dir: str | os.PathLike,
     summary: ConversionSummary,
     *,
@@ -216,28 +324,42 @@ def write_splits(
     file_names: dict[str, str] | None = None,
     leakage: Any = None,
 ) -> ConversionSummary:
-    """Write ``(split, row)`` pairs to ``<out_dir>/<split>.parquet`` atomically, all or nothing.
+    """Write ``(split, row[, source])`` items to ``<out_dir>/<split>.parquet`` atomically, all or nothing.
 
-    Every split file is staged first and renamed only when the whole input converted, so a
-    failure halfway leaves no new file behind. ``leakage`` (a
+    ``source`` names the input record a row came from (file and line), for error messages. Ids are
+    unique per file (:class:`UniqueIds`), and ``extra_info.index`` numbers each file's rows from 0
+    as they are written. Every split file is staged first and renamed only when the whole input
+    converted, all in one commit (:func:`commit_files`), so a failure halfway leaves no new file
+    behind and a process killed during the renames has them completed by the next write into
+    ``out_dir``, which also removes temporary files that killed runs left. ``leakage`` (a
     :class:`radvlm_verl.converters.leakage.LeakageCheck`) sees each split's patient keys before
     anything is renamed and may refuse the whole write.
     """
     from radvlm_verl.converters.leakage import patient_key
 
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    finished = finish_interrupted_commit(out_dir)
+    if finished:
+        summary.notes.append(f"completed the interrupted write of an earlier run: {', '.join(finished)}")
+    remove_stale_temporaries(out_dir)
     schema = row_schema(embed_images)
     names = file_names or {}
     writers: dict[str, AtomicParquetWriter] = {}
     keys_by_split: dict[str, set[str]] = {}
+    ids: dict[str, UniqueIds] = {}
     try:
-        for split, row in rows:
+        for split, row, *source in rows:
             writer = writers.get(split)
             if writer is None:
                 writer = AtomicParquetWriter(out_dir / names.get(split, f"{split}.parquet"), schema)
                 writer.__enter__()
                 writers[split] = writer
                 keys_by_split[split] = set()
+                ids[split] = UniqueIds(writer.path)
+            if not ids[split].admit(row, source[0] if source else None, summary):
+                continue
+            row["extra_info"]["index"] = writer.rows_staged
             writer.write(row)
             if leakage is not None:
                 info = row["extra_info"]
@@ -251,8 +373,18 @@ def write_splits(
         for writer in writers.values():
             writer.__exit__(type(exc), exc, None)
         raise
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for writer in writers.values():
+            staged.append((writer.staged(), writer.path))
+    except BaseException as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        for writer in writers.values():
+            writer.__exit__(type(exc), exc, None)
+        raise
+    commit_files(out_dir, staged)
     for split, writer in writers.items():
-        writer.__exit__(None, None, None)
         summary.written[split] += writer.rows_written
         summary.outputs[split] = str(writer.path)
     return summary

@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import (
+    BoxDropped,
     CommonOptions,
     RowBuilder,
     carve_split,
     detection_truth,
     grounding_truth,
+    image_store,
     iter_csv,
     limited,
     norm_box,
@@ -43,7 +45,6 @@ from radvlm_verl.converters.common import (
     write_rows,
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
-from radvlm_verl.converters.images import ImageStore
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
 
 DATASET = "vindr_cxr"
@@ -57,11 +58,9 @@ TASKS = ("abnormality_grounding", "abnormality_detection")
 class Options(CommonOptions):
     vindr_root: Path
     image_dir: Path | None = None  # pre-converted <image_id>.png/.jpg at original resolution
-    image_out_dir: Path | None = None  # default <out_dir>/images
     tasks: tuple[str, ...] = TASKS
     splits: tuple[str, ...] = ("train", "test")
     val_fraction: float = 0.0
-    window: str = "minmax"
     iou_thr: float = FUSION_IOU
 
 
@@ -69,9 +68,15 @@ def slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
 
 
-def read_annotations(path: Path) -> dict[str, dict[str, Any]]:
-    """image_id -> {"readers": set, "boxes": {class: {reader: [[x1, y1, x2, y2] px, ...]}}}."""
+def read_annotations(path: Path, spellings: dict[str, set[str]] | None = None) -> dict[str, dict[str, Any]]:
+    """image_id -> {"readers": set, "boxes": {class: {reader: [[x1, y1, x2, y2] px, ...]}}}.
+
+    Class names that differ only in case, spaces or punctuation (``Other lesion`` and
+    ``Other-lesion``) would give one row id: they are one class, named as first spelt in the file;
+    ``spellings`` collects slug -> every spelling seen.
+    """
     images: dict[str, dict[str, Any]] = {}
+    canonical: dict[str, str] = {}
     for line, rec in iter_csv(path, COLUMNS):
         where = f"{path}: line {line}"
         reader = (rec.get("rad_id") or rec.get("rad_ID") or "consensus").strip()
@@ -80,6 +85,11 @@ def read_annotations(path: Path) -> dict[str, dict[str, Any]]:
         label = rec["class_name"].strip()
         if label.lower() == NO_FINDING:
             continue
+        if not slug(label):
+            raise ConversionError(f"{where}: empty class_name")
+        label = canonical.setdefault(slug(label), label)
+        if spellings is not None:
+            spellings.setdefault(slug(label), set()).add(rec["class_name"].strip())
         coords = [parse_float(rec, c, where, allow_empty=True) for c in ("x_min", "y_min", "x_max", "y_max")]
         if any(v is None for v in coords):
             raise ConversionError(f"{where}: finding {label!r} has no box coordinates")
@@ -93,7 +103,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     if unknown:
         raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}")
     root = Path(options.vindr_root)
-    store = ImageStore(options.image_out_dir or Path(out_dir) / "images", options.window)
+    store = image_store(out_dir, options)
     builder = RowBuilder(DATASET, options)
     summary = ConversionSummary()
     sources = []
@@ -116,7 +126,11 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for folder, csv_path in sources:
-            images = read_annotations(csv_path)
+            spellings: dict[str, set[str]] = {}
+            images = read_annotations(csv_path, spellings)
+            for names in spellings.values():
+                if len(names) > 1:
+                    summary.notes.append(f"{csv_path}: class names {sorted(names)} are one class (one row id)")
             for image_id in progress(limited(images, options.limit), desc=f"vindr-cxr {folder}",
                                      enabled=options.progress, total=len(images)):
                 info = images[image_id]
@@ -128,22 +142,23 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 if source is None:
                     summary.drop("image file missing", image_id)
                     continue
-                path, width, height = store.prepare(source, f"{folder}/{image_id}")
+                prepared = store.usable(source, f"{folder}/{image_id}", summary)
+                if prepared is None:
+                    continue
+                path, width, height = prepared
                 relpath = str(source.relative_to(root)) if source.is_relative_to(root) else source.name
                 objects = []
-                lost_labels = []  # findings whose every box was degenerate
+                lost_labels = []  # findings whose every box was dropped
                 for label in sorted(info["boxes"]):
                     per_reader = info["boxes"][label]
                     normalised = []
                     for reader in sorted(per_reader):
                         kept = []
                         for (x1, y1, x2, y2), where in per_reader[reader]:
-                            box = norm_box(x1, y1, x2, y2, width, height)
-                            if box is None:
-                                summary.drop("degenerate box (zero or negative size after clipping) skipped",
-                                              f"{image_id}/{label}")
-                            else:
-                                kept.append(box)
+                            try:
+                                kept.append(norm_box(x1, y1, x2, y2, width, height, where=where))
+                            except BoxDropped as dropped:
+                                summary.drop(dropped.reason, f"{image_id}/{label} ({where})")
                         normalised.append(kept)
                     if len(normalised) > 1:
                         boxes = [b for b, _ in weighted_boxes_fusion(normalised, iou_thr=options.iou_thr)]
@@ -154,7 +169,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                     else:
                         lost_labels.append(label)
                 common = dict(split=split, patient_id=image_id, image_path=path, image_relpath=relpath,
-                              width=width, height=height)
+                              width=width, height=height, source=f"{csv_path}: image {image_id}")
                 if "abnormality_grounding" in options.tasks:
                     if not objects and not lost_labels:
                         summary.drop("no finding: no grounding row (detection row only)", image_id)
@@ -168,7 +183,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                         )
                 if "abnormality_detection" in options.tasks and lost_labels:
                     # Without those findings the row would claim less (or "no finding") than the readers saw.
-                    summary.drop("detection row skipped: a finding has only degenerate boxes", image_id)
+                    summary.drop("detection row skipped: a finding has only dropped boxes", image_id)
                 elif "abnormality_detection" in options.tasks:
                     yield builder.row(
                         task="abnormality_detection",

@@ -80,7 +80,21 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Run ``evaluate`` from parsed arguments; prints the Markdown table; returns the exit code."""
+    """Run ``evaluate`` from parsed arguments; prints the Markdown table; returns the exit code.
+
+    Bad input (files, flags, weights) is one ``error: <what, where>`` line on stderr and exit
+    status 2, as for ``convert``; the library functions raise typed errors that say what and where.
+    """
+    from radvlm_verl.scorers.base import ScorerError
+
+    try:
+        return _evaluate(args)
+    except (ValueError, OSError, ScorerError) as exc:  # ValueError includes JSON, Unicode and Arrow errors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from radvlm_verl.evaluation.green import check_template, judge_from_options
     from radvlm_verl.evaluation.pipeline import evaluate
     from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics

@@ -32,7 +32,7 @@ from radvlm_verl.atomic import write_bytes_atomic, write_text_atomic
 from radvlm_verl.evaluation import aggregate as agg
 from radvlm_verl.evaluation import plots, tables
 from radvlm_verl.evaluation.bootstrap import DEFAULT_LEVEL
-from radvlm_verl.evaluation.predictions import join_predictions, load_predictions, load_test_rows
+from radvlm_verl.evaluation.predictions import join_predictions, load_predictions, load_test_rows, read_parquet_file
 from radvlm_verl.evaluation.score import ScoreConfig, score_predictions
 
 PER_SAMPLE = "per_sample.parquet"
@@ -48,8 +48,11 @@ def load_run(run_dir: str | os.PathLike) -> tuple[str, pd.DataFrame]:
     name = run_dir.name
     summary = run_dir / SUMMARY
     if summary.is_file():
-        name = json.loads(summary.read_text(encoding="utf-8")).get("name") or name
-    return str(name), pd.read_parquet(path)
+        try:
+            name = json.loads(summary.read_text(encoding="utf-8")).get("name") or name
+        except (ValueError, AttributeError) as exc:  # not JSON, not UTF-8, not an object
+            raise ValueError(f"--compare {str(summary)!r} is not an evaluate summary: {exc}") from exc
+    return str(name), read_parquet_file(path, "--compare")
 
 
 def _jsonable(value: Any) -> Any:
@@ -90,6 +93,8 @@ def evaluate(
     if n_resamples < 0:
         raise ValueError(f"--bootstrap must be >= 0, got {n_resamples}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out-dir {str(out_dir)!r} exists and is not a folder")
     config = score_config or ScoreConfig()
     test = load_test_rows(test_parquet)
     others = [load_run(path) for path in compare]  # fail early on a bad --compare

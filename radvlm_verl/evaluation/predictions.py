@@ -47,13 +47,16 @@ def load_test_rows(path: str | os.PathLike) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: a required column or ``extra_info`` field is missing, an id is empty or
-            duplicated, or a report row has an empty reference (each names the rows).
+        ValueError: not a parquet file, no rows, a required column or ``extra_info`` field is
+            missing, an id is empty or duplicated, or a report row has an empty reference (each
+            names the rows).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"test parquet {str(path)!r} does not exist")
-    frame = pd.read_parquet(path)
+    frame = read_parquet_file(path, "test parquet")
+    if frame.empty:
+        raise ValueError(f"{str(path)!r} has no rows: nothing to evaluate")
     missing = [c for c in ("data_source", "reward_model", "extra_info") if c not in frame.columns]
     if missing:
         raise ValueError(f"{str(path)!r} lacks column(s) {missing}: it is not a converted radvlm-verl parquet")
@@ -92,6 +95,25 @@ def load_test_rows(path: str | os.PathLike) -> pd.DataFrame:
     return test
 
 
+def read_parquet_file(path: Path, what: str) -> pd.DataFrame:
+    """``pd.read_parquet``, with an unreadable file reported as a ValueError naming it."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(f"{what} {str(path)!r} is not a readable parquet file: {exc}") from exc
+
+
+def _jsonl_line(raw: bytes, path: Path, line_no: int) -> str:
+    """One line of a JSONL file as text; a UTF-8 byte-order mark at the start is accepted."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{str(path)!r} line {line_no}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+    return text.removeprefix("\ufeff") if line_no == 1 else text
+
+
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """``id`` and ``prediction`` columns from a ``.jsonl`` (or ``.parquet`` / ``.csv``) file.
 
@@ -103,8 +125,14 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"predictions file {str(path)!r} does not exist")
-    if path.suffix == ".parquet" or path.suffix == ".csv":
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str, keep_default_na=False)
+    if path.suffix == ".parquet":
+        frame = read_parquet_file(path, "predictions file")
+    elif path.suffix == ".csv":
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (ValueError, pd.errors.ParserError) as exc:  # bad CSV, empty file, not UTF-8
+            raise ValueError(f"predictions file {str(path)!r} is not a readable CSV: {exc}") from exc
+    if path.suffix in (".parquet", ".csv"):
         missing = [c for c in ("id", "prediction") if c not in frame.columns]
         if missing:
             raise ValueError(f"{str(path)!r} lacks column(s) {missing}; expected 'id' and 'prediction'")
@@ -114,8 +142,9 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         preds = pd.DataFrame({"id": frame["id"].astype(str), "prediction": frame["prediction"]})
     else:
         records = []
-        with open(path, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                line = _jsonl_line(raw, path, line_no)
                 if not line.strip():
                     continue
                 try:

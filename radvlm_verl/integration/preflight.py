@@ -170,6 +170,8 @@ def _check_images(path: Path, what: str, image_key: str, report: Report) -> None
     """The first few image references must exist here (path images must be readable on every node)."""
     import pyarrow.parquet as pq
 
+    from radvlm_verl.converters.rows import image_file
+
     batch = next(pq.ParquetFile(path).iter_batches(batch_size=IMAGES_TO_PROBE, columns=[image_key]), None)
     if batch is None:
         return
@@ -178,7 +180,7 @@ def _check_images(path: Path, what: str, image_key: str, report: Report) -> None
             ref = image.get("image") if isinstance(image, Mapping) else image
             if not isinstance(ref, str):
                 continue  # embedded bytes
-            local = _local_path(ref)
+            local = image_file(ref)  # the file verl's loader opens, not a decoded URI
             if local is not None and not local.exists():
                 report.errors.append(
                     f"{what}: {path.name} row {index}: image {ref} not found; image paths must be readable "
@@ -310,6 +312,8 @@ def _check_box_format(path: Path, what: str, cfg, sources, infos, reward_kwargs,
 
 def check_data(cfg, choices: Mapping[str, Any], report: Report) -> None:
     """The train and val files of a GRPO or SFT config."""
+    from radvlm_verl.converters.rows import COMMIT_JOURNAL
+
     is_rl = "actor_rollout_ref" in cfg
     if is_rl:
         image_key = cfg.data.image_key
@@ -332,6 +336,12 @@ def check_data(cfg, choices: Mapping[str, Any], report: Report) -> None:
                 continue
             schema = _read_parquet_schema(path, f"data.{split}", report)
             if schema is None:
+                continue
+            if (path.parent / COMMIT_JOURNAL).is_file():
+                report.errors.append(
+                    f"data.{split}: {path.parent} holds the files of a conversion killed while renaming them "
+                    f"({COMMIT_JOURNAL}); re-run the convert command (it completes that write first)"
+                )
                 continue
             missing = _missing_columns(schema, required)
             if missing:
