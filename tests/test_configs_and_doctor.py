@@ -67,6 +67,14 @@ def test_doctor_fails_when_verl_skips_plugins():
     assert "[FAIL]" in proc.stdout and "VERL_USE_EXTERNAL_PLUGINS" in proc.stdout
 
 
+def _run_with_plugins(probe: str) -> subprocess.CompletedProcess:
+    """``probe`` in a fresh interpreter with verl's plugin loading at its default; it must exit 0."""
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def test_plugin_defers_the_reward_loop_import_until_verl_needs_it():
     """`import verl` (every verl process) loads no reward-loop code for us; the first registry lookup does."""
     probe = (
@@ -77,9 +85,7 @@ def test_plugin_defers_the_reward_loop_import_until_verl_needs_it():
         "from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls\n"
         "print(get_reward_manager_cls('radvlm').__name__)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_with_plugins(probe)
     assert proc.stdout.strip().splitlines()[-1] == "RadVLMRewardManager"
 
 
@@ -93,9 +99,7 @@ def test_a_failing_registration_is_a_warning_not_a_broken_verl():
         "from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER\n"
         "print('radvlm' in REWARD_MANAGER)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300,
-                          env={k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_with_plugins(probe)
     assert proc.stdout.strip().splitlines()[-1] == "False"
     assert "could not register its reward manager 'radvlm'" in proc.stderr
     assert "No module named 'radvlm_verl.no_such_manager_module'" in proc.stderr
