@@ -205,13 +205,14 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
         report.errors.append(f"{what}: {path} has no rows")
         return
 
-    families: Counter = Counter()
+    row_families = []
     for index, (source, info) in enumerate(zip(sources, infos, strict=True)):
         try:
-            families[task_family(source, dict(info or {}))] += 1
+            row_families.append(task_family(source, dict(info or {})))
         except ValueError as exc:
             report.errors.append(f"{what}: {path.name} {_row_label(info, index)}: {exc}")
             return
+    families = Counter(row_families)
     task = str(choices.get("task") or "")
     expected = task.split("_", 1)[0] if task.startswith(("report", "grounding")) else None
     summary = ", ".join(f"{n} {family}" for family, n in sorted(families.items()))
@@ -229,8 +230,9 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
         report.notes.append(f"{what}: {path.name}: {len(sources)} rows ({summary})")
 
     reward_kwargs = reward_kwargs_of(cfg)
-    if families["grounding"]:
-        _check_box_format(path, what, cfg, sources, infos, reward_kwargs, choices, report)
+    grounding_rows = [i for i, family in enumerate(row_families) if family == "grounding"]
+    if grounding_rows:
+        _check_box_format(path, what, cfg, grounding_rows, infos, reward_kwargs, choices, report)
     policy = str(choices.get("policy") or "")
     if "thinking" in reward_kwargs or not policy:
         return  # thinking forced for every sample by the reward kwarg
@@ -263,8 +265,9 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
             return
 
 
-def _check_box_format(path: Path, what: str, cfg, sources, infos, reward_kwargs, choices, report: Report) -> None:
-    """Grounding rows ask for, and are scored in, the box format the policy's model writes.
+def _check_box_format(path: Path, what: str, cfg, grounding: list[int], infos, reward_kwargs, choices,
+                      report: Report) -> None:
+    """Grounding rows (indices ``grounding``) ask for, and are scored in, the box format the policy's model writes.
 
     The policy config states it (``reward.reward_kwargs.grounding_box_format``); a row converted for
     another format would be scored 0 for a correct answer (``n_invalid=1``), so GRPO groups would
@@ -272,7 +275,6 @@ def _check_box_format(path: Path, what: str, cfg, sources, infos, reward_kwargs,
     """
     import pyarrow.parquet as pq
 
-    from radvlm_verl.rewards import task_family
     from radvlm_verl.templates import BOX_FORMAT_HINTS
 
     expected = reward_kwargs.get("grounding_box_format")
@@ -280,8 +282,6 @@ def _check_box_format(path: Path, what: str, cfg, sources, infos, reward_kwargs,
         return
     policy = str(choices.get("policy") or "the policy")
     fix = f"--box-format {expected}" + ("" if expected == "radvlm_norm01" else " --box-hint")
-    grounding = [i for i, (source, info) in enumerate(zip(sources, infos, strict=True))
-                 if task_family(source, dict(info or {})) == "grounding"]
     wrong = [i for i in grounding if (infos[i] or {}).get("box_format", "radvlm_norm01") != expected]
     if wrong:
         first = wrong[0]
