@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,7 +20,13 @@ from radvlm_verl.evaluation.predictions import (
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.grounding import coco_map, radvlm_map, sample_from_rollout
-from radvlm_verl.testing.evaluation import grounding_predictions, report_predictions, write_test_parquet
+from radvlm_verl.testing.evaluation import (
+    drawn_fraction,
+    grounding_predictions,
+    read_png,
+    report_predictions,
+    write_test_parquet,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LIGHT = "rouge_l,radvlm_map,coco_map"
@@ -117,17 +124,28 @@ def test_per_sample_scores_equal_the_metric_modules(runs, data):
         assert metrics["good-run", dataset, "coco_map"] == pytest.approx(expected["coco_map"], abs=1e-12)
 
 
-def test_plots_are_valid_pngs(runs):
-    from PIL import Image
+# Figure sizes in pixels (100 dpi, no tight bounding box) for the LIGHT metrics of the `runs` fixture:
+# 4 distribution panels (R-L, ANC, AP@0.5, soft F1) on a 3-column grid of 4.2 x 3.0 in panels; 2 grounding
+# datasets side by side; 8 comparison panels (R-L, ANC + 3 grounding metrics x 2 datasets), 4 columns of 3.6 x 2.9 in.
+EXPECTED_PLOTS = {
+    "metric_distributions.png": (1260, 600),
+    "grounding_iou.png": (840, 300),
+    "comparison.png": (1440, 580),
+}
 
+
+def test_plots_open_as_drawn_images_of_the_expected_size(runs):
     good, _ = runs
     names = sorted(p.name for p in (good / "plots").glob("*.png"))
-    assert names == ["comparison.png", "grounding_iou.png", "metric_distributions.png"]
-    for path in (good / "plots").glob("*.png"):
+    assert names == sorted(EXPECTED_PLOTS)
+    for name, (width, height) in EXPECTED_PLOTS.items():
+        path = good / "plots" / name
         assert path.read_bytes()[:8] == PNG_MAGIC
-        with Image.open(path) as image:
-            image.verify()
-            assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
+        pixels = read_png(path)
+        assert pixels.shape == (height, width, 3), name
+        # not one flat colour: bars, axes and text cover a visible share of the canvas in several colours
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 16, name
+        assert drawn_fraction(pixels) > 0.02, name
 
 
 def test_missing_and_extra_ids_are_named(data, tmp_path, capsys):

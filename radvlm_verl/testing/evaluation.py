@@ -121,3 +121,25 @@ def grounding_predictions(rows: list[dict[str, Any]], noise: float, seed: int = 
         text = ", ".join("[" + ", ".join(f"{v:.3f}" for v in box) + "]" for box in moved)
         out[row["extra_info"]["id"]] = f"The finding is at {text}."
     return out
+
+
+def read_png(path: str | os.PathLike) -> np.ndarray:
+    """The pixels (``height x width x 3``, uint8) of a PNG file, after checking that it is one.
+
+    Raises:
+        AssertionError: the file is not a readable PNG image.
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.verify()  # checks the chunks and their CRCs; the image must be reopened to read pixels
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path}: {image.format} image, expected PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def drawn_fraction(pixels: np.ndarray) -> float:
+    """Share of the pixels that differ from the most common colour (the background)."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    colours, counts = np.unique(flat, axis=0, return_counts=True)
+    return 1.0 - counts.max() / len(flat) if len(colours) else 0.0
