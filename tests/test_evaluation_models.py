@@ -15,29 +15,9 @@ from radvlm_verl.evaluation.predictions import load_predictions, write_jsonl_ato
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics.chexbert_f1 import chexbert_corpus_f1
 from radvlm_verl.rewards.report import make_options, prepare_model_text, score_report
-from radvlm_verl.testing.evaluation import report_predictions, write_test_parquet
+from radvlm_verl.testing.evaluation import fake_green_judge, report_predictions, write_test_parquet
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def fake_judge(prompts):
-    """A stand-in GREEN judge: matched = shared sentences, (b) errors = missing ones; one answer garbled."""
-    answers = []
-    for prompt in prompts:
-        ref = prompt.split("Reference report:\n", 1)[1].split("\n\nGenerated report:")[0]
-        cand = prompt.split("Generated report:\n", 1)[1].strip()
-        r, c = set(ref.split(". ")), set(cand.split(". "))
-        if "garble" in cand:
-            answers.append("I cannot answer in the requested layout.")
-            continue
-        answers.append(
-            "[Explanation]:\nx\n[Clinically Significant Errors]:\n"
-            f"(a) False report of a finding: 0.\n(b) Missing a finding: {len(r - c)}.\n"
-            "(c) Misidentification: 0.\n(d) Severity: 0.\n(e) Comparison: 0.\n(f) Omitting comparison: 0.\n"
-            "[Clinically Insignificant Errors]:\n(a) x: 5.\n"
-            f"[Matched Findings]:\n{len(r & c)}. shared"
-        )
-    return answers
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +38,7 @@ def test_model_metrics_match_the_report_rewards_and_corpus_f1(weights, tmp_path)
     preds["rep-0005"] = "x</think>garble " + preds["rep-0005"].split("</think>")[1]  # judge cannot parse
     pred_path = write_jsonl_atomic(tmp_path / "p.jsonl", [{"id": k, "prediction": v} for k, v in preds.items()])
     options = {"weights_dir": str(weights), "bertscore_num_layers": 2, "device": "cpu"}
-    config = ScoreConfig(metrics=parse_metrics("all"), report_options=options, green_judge=fake_judge, progress=False)
+    config = ScoreConfig(metrics=parse_metrics("all"), report_options=options, green_judge=fake_green_judge, progress=False)
     summary = evaluate(parquet, tmp_path / "out", predictions=pred_path, score_config=config, n_resamples=200)
     per_sample = pd.read_parquet(tmp_path / "out" / "per_sample.parquet").set_index("id")
 

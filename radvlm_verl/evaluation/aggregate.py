@@ -45,8 +45,9 @@ class MetricSpec:
 
     Attributes:
         key: result key; header: column title; family: ``report`` or ``grounding``.
-        kind: ``mean`` (of per-sample ``column``), ``chexbert`` (corpus F1) or ``coco`` (COCO mAP).
-        column: per-sample column (``mean``) or the corpus metric's key.
+        kind: ``mean`` (of per-sample ``column``), ``reciprocal_mean`` (1 / that mean, as ReXrank's
+            1/RadCliQ-v1), ``chexbert`` (corpus F1) or ``coco`` (COCO mAP).
+        column: per-sample column (``mean``, ``reciprocal_mean``) or the corpus metric's key.
         scale, decimals: display (×100 for rates); lower_is_better marks ↓ in the header.
     """
 
@@ -82,13 +83,23 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
 SPECS_BY_KEY = {spec.key: spec for spec in METRIC_SPECS}
 
 
+_MEAN_KINDS = ("mean", "reciprocal_mean")
+
+
+def _reciprocal(values: np.ndarray | float) -> np.ndarray:
+    """``1 / values``; NaN where a value is <= 0 (a reciprocal there would not rank as the values do)."""
+    x = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, 1.0 / np.where(x > 0, x, 1.0), np.nan)
+
+
 def group_counts(group: str, n: int, n_resamples: int, seed: int) -> np.ndarray:
     """The resample multiplicities of one group (the same for every run with the same ids)."""
     return resample_counts(n, n_resamples, seed=[int(seed), zlib.crc32(group.encode())])
 
 
 def _available(spec: MetricSpec, rows: pd.DataFrame) -> bool:
-    if spec.kind == "mean":
+    if spec.kind in _MEAN_KINDS:
         return spec.column in rows.columns and rows[spec.column].notna().any()
     if spec.kind == "chexbert":
         return "chexbert_hyp" in rows.columns and rows["chexbert_hyp"].notna().all()
@@ -103,13 +114,16 @@ def chexbert_label_matrices(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 
 
 class GroupStatistics:
-    """Point values and resample replicates of every available metric of one group's rows."""
+    """Point values and resample replicates of every available metric of one group's rows
+    (``specs``: the columns to compute, default the project's table)."""
 
-    def __init__(self, rows: pd.DataFrame, metrics: tuple[str, ...] | None = None):
+    def __init__(
+        self, rows: pd.DataFrame, metrics: tuple[str, ...] | None = None, specs: tuple[MetricSpec, ...] = METRIC_SPECS
+    ):
         family = rows["family"].iloc[0]
         self.rows = rows
         self.specs = [
-            s for s in METRIC_SPECS
+            s for s in specs
             if s.family == family and _available(s, rows) and (metrics is None or s.key in metrics)
         ]
         self._coco: CocoResampler | None = None
@@ -128,9 +142,10 @@ class GroupStatistics:
         out: dict[str, float] = {}
         chex = coco = None
         for spec in self.specs:
-            if spec.kind == "mean":
+            if spec.kind in _MEAN_KINDS:
                 column = self.rows[spec.column].astype(float)
-                out[spec.key] = float(column.mean()) if column.notna().any() else math.nan
+                value = float(column.mean()) if column.notna().any() else math.nan
+                out[spec.key] = float(_reciprocal(value)) if spec.kind == "reciprocal_mean" else value
             elif spec.kind == "chexbert":
                 if chex is None:
                     ref, hyp = self._chexbert_labels
@@ -151,8 +166,12 @@ class GroupStatistics:
         out: dict[str, np.ndarray] = {}
         chex = coco = None
         for spec in self.specs:
-            if spec.kind == "mean":
-                out[spec.key] = mean_replicates(self.rows[spec.column].astype(float).to_numpy(), counts)
+            if spec.kind in _MEAN_KINDS:
+                means = mean_replicates(self.rows[spec.column].astype(float).to_numpy(), counts)
+                if spec.kind == "reciprocal_mean":
+                    # a resample mean <= 0 has no reciprocal that ranks: then there is no interval
+                    means = np.full_like(means, np.nan) if (means <= 0).any() else _reciprocal(means)
+                out[spec.key] = means
             elif spec.kind == "chexbert":
                 if chex is None:
                     chex = chexbert_replicates(*self._chexbert_labels, counts)
@@ -174,11 +193,13 @@ class GroupStatistics:
 def aggregate(
     per_sample: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = DEFAULT_LEVEL,
     metrics: tuple[str, ...] | None = None, notes: list[str] | None = None,
+    specs: tuple[MetricSpec, ...] = METRIC_SPECS,
 ) -> dict[str, dict[str, Estimate]]:
-    """``{group: {metric key: Estimate}}`` with percentile intervals from ``n_resamples`` resamples."""
+    """``{group: {metric key: Estimate}}`` with percentile intervals from ``n_resamples`` resamples
+    (``specs``: the columns, default the project's table; :mod:`.rexrank` passes ReXrank's)."""
     results: dict[str, dict[str, Estimate]] = {}
     for group, rows in per_sample.groupby("group", sort=True):
-        stats = GroupStatistics(rows, metrics)
+        stats = GroupStatistics(rows, metrics, specs)
         values = stats.values()
         reps = stats.replicates(group_counts(str(group), len(rows), n_resamples, seed)) if n_resamples > 0 else {}
         results[str(group)] = {k: estimate(v, reps.get(k), len(rows), level) for k, v in values.items()}

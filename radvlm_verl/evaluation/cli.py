@@ -57,6 +57,9 @@ def add_evaluate_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="*", default=[], type=Path, metavar="RUN_DIR",
                    help="earlier evaluate out-dirs: added as table rows, with paired differences on shared ids")
     p.add_argument("--batch-size", type=int, default=64, help="pairs per scorer call")
+    p.add_argument("--format", dest="table_format", choices=("project", "rexrank"), default="project",
+                   help="rexrank: also write rexrank.md/.csv, the report metrics in ReXrank's definitions and "
+                        "column names (BertScore, SembScore, RadGraph, 1/RadCliQ-v1, GREEN), next to the table")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     green = p.add_argument_group("GREEN (judge model behind an OpenAI-compatible endpoint)")
@@ -127,9 +130,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluate(
         args.test_parquet, args.out_dir, predictions=args.predictions, model=args.model, score_config=config,
         generation_config=generation, n_resamples=args.bootstrap, seed=args.seed, level=args.level,
-        compare=args.compare, name=args.name, make_plots=not args.no_plots,
+        compare=args.compare, name=args.name, make_plots=not args.no_plots, table_format=args.table_format,
     )
     print((args.out_dir / "table.md").read_text(encoding="utf-8"))
+    if args.table_format == "rexrank":
+        print((args.out_dir / "rexrank.md").read_text(encoding="utf-8"))
     print(f"outputs in {args.out_dir}")
     return 0
 

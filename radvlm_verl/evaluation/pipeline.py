@@ -8,6 +8,7 @@ Outputs in ``out_dir``:
 ``table.md``, ``table.csv``  paper-style tables, ``value [lo, hi]``
 ``metrics.csv``             the same numbers, long format, raw scale
 ``comparison.csv``          paired differences against each ``--compare`` run
+``rexrank.md``, ``rexrank.csv``  ReXrank's columns (``table_format="rexrank"``, :mod:`.rexrank`)
 ``summary.json``            configuration, results, comparisons and notes
 ``plots/*.png``             distributions, per-condition CheXbert F1, IoU histograms, comparison
 ==========================  ===================================================================
@@ -30,13 +31,14 @@ import pandas as pd
 
 from radvlm_verl.atomic import write_bytes_atomic, write_text_atomic
 from radvlm_verl.evaluation import aggregate as agg
-from radvlm_verl.evaluation import plots, tables
+from radvlm_verl.evaluation import plots, rexrank, tables
 from radvlm_verl.evaluation.bootstrap import DEFAULT_LEVEL
 from radvlm_verl.evaluation.predictions import join_predictions, load_predictions, load_test_rows, read_parquet_file
 from radvlm_verl.evaluation.score import ScoreConfig, score_predictions
 
 PER_SAMPLE = "per_sample.parquet"
 SUMMARY = "summary.json"
+TABLE_FORMATS = ("project", "rexrank")
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[str, pd.DataFrame]:
@@ -86,8 +88,15 @@ def evaluate(
     compare: Sequence[str | os.PathLike] = (),
     name: str | None = None,
     make_plots: bool = True,
+    table_format: str = "project",
 ) -> dict[str, Any]:
-    """Run an evaluation and write its outputs; returns the summary (as in ``summary.json``: NaN -> None)."""
+    """Run an evaluation and write its outputs; returns the summary (as in ``summary.json``: NaN -> None).
+
+    ``table_format="rexrank"`` also writes ReXrank's columns (``rexrank.md``, ``rexrank.csv``) next
+    to the project's table, for every run including the ``compare`` ones.
+    """
+    if table_format not in TABLE_FORMATS:
+        raise ValueError(f"--format {table_format!r}: expected one of {list(TABLE_FORMATS)}")
     if (predictions is None) == (model is None):
         raise ValueError("give exactly one of predictions (a JSONL file) or model (a checkpoint for vLLM)")
     if n_resamples < 0:
@@ -114,11 +123,19 @@ def evaluate(
 
     runs: dict[str, dict] = {name: agg.aggregate(per_sample, n_resamples=n_resamples, seed=seed, level=level, notes=notes)}
     comparisons: dict[str, dict] = {}
+    frames = {name: per_sample}
     for other_name, other_rows in others:
         other_name = _unique_name(other_name, list(runs))
+        frames[other_name] = other_rows
         runs[other_name] = agg.aggregate(other_rows, n_resamples=n_resamples, seed=seed, level=level, notes=notes)
         comparisons[other_name] = agg.compare_runs(per_sample, other_rows, n_resamples=n_resamples, seed=seed,
                                                    level=level, notes=notes)
+    rexrank_runs: dict[str, dict] = {}
+    if table_format == "rexrank":
+        rexrank_runs = {run: rexrank.rexrank_results(frame, n_resamples=n_resamples, seed=seed, level=level)
+                        for run, frame in frames.items()}
+        rexrank_md = rexrank.render_markdown(rexrank_runs, radgraph_model=config.options().radcliq_radgraph,
+                                             level=level)
 
     sizes = per_sample.groupby("group").size().to_dict()
     buffer = io.BytesIO()
@@ -130,6 +147,9 @@ def evaluate(
     write_text_atomic(out_dir / "metrics.csv", tables.long_csv(runs))
     if comparisons:
         write_text_atomic(out_dir / "comparison.csv", tables.comparison_csv(name, comparisons))
+    if table_format == "rexrank":
+        write_text_atomic(out_dir / "rexrank.md", rexrank_md)
+        write_text_atomic(out_dir / "rexrank.csv", rexrank.rexrank_csv(rexrank_runs))
 
     written_plots = []
     if make_plots:
@@ -159,6 +179,9 @@ def evaluate(
         "comparisons": {b: {g: {k: d.as_dict() for k, d in m.items()} for g, m in res.items()}
                         for b, res in comparisons.items()},
         "notes": notes,
+        "format": table_format,
+        "rexrank": {run: {g: {k: e.as_dict() for k, e in m.items()} for g, m in res.items()}
+                    for run, res in rexrank_runs.items()},
         "plots": written_plots,
         "python": platform.python_version(),
     }

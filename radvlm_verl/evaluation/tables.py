@@ -23,7 +23,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 
-from radvlm_verl.evaluation.aggregate import METRIC_SPECS, SPECS_BY_KEY, MetricSpec
+from radvlm_verl.evaluation.aggregate import METRIC_SPECS, MetricSpec
 from radvlm_verl.evaluation.bootstrap import Estimate, PairedDifference
 
 FAMILY_TITLES = {"report": "Report generation", "grounding": "Grounding"}
@@ -56,39 +56,49 @@ def format_difference(spec: MetricSpec, diff: PairedDifference) -> str:
     return text
 
 
-def _groups(runs: RunResults, family: str) -> list[str]:
+def _groups(runs: RunResults, family: str, specs: Sequence[MetricSpec]) -> list[str]:
+    families = {spec.key: spec.family for spec in specs}
     groups: list[str] = []
     for results in runs.values():
         for group, metrics in results.items():
-            if group not in groups and any(SPECS_BY_KEY[k].family == family for k in metrics):
+            if group not in groups and any(families.get(k) == family for k in metrics):
                 groups.append(group)
     return sorted(groups)
 
 
-def table_columns(runs: RunResults, family: str) -> list[tuple[str, MetricSpec, str]]:
+def table_columns(
+    runs: RunResults, family: str, specs: Sequence[MetricSpec] = METRIC_SPECS, every_spec: bool = False
+) -> list[tuple[str, MetricSpec, str]]:
     """``(group, spec, column title)`` of one family's table; the group is omitted from the title
-    of a report table with a single group."""
-    groups = _groups(runs, family)
+    of a report table with a single group. A spec or group no run has a value for is left out, unless
+    ``every_spec``: then every group of ``runs`` gets every spec of the family (for runs that only
+    hold groups of that family)."""
+    groups = sorted({g for r in runs.values() for g in r}) if every_spec else _groups(runs, family, specs)
     columns = []
     for group in groups:
-        for spec in METRIC_SPECS:
-            if spec.family != family or not any(spec.key in r.get(group, {}) for r in runs.values()):
+        for spec in specs:
+            if spec.family != family:
+                continue
+            if not every_spec and not any(spec.key in r.get(group, {}) for r in runs.values()):
                 continue
             single = family == "report" and len(groups) == 1
             columns.append((group, spec, spec.title if single else f"{group} {spec.title}"))
     return columns
 
 
-def table_rows(runs: RunResults, family: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (first cell the run name) of one family's table."""
-    columns = table_columns(runs, family)
+def table_rows(
+    runs: RunResults, family: str, specs: Sequence[MetricSpec] = METRIC_SPECS, missing: str | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows (first cell the run name) of one family's table; with ``missing``, every spec
+    gets a column and a run without the metric shows that text (else the column is left out or blank)."""
+    columns = table_columns(runs, family, specs, every_spec=missing is not None)
     header = ["Run"] + [title for _, _, title in columns]
     rows = []
     for name, results in runs.items():
         cells = [name]
         for group, spec, _ in columns:
             est = results.get(group, {}).get(spec.key)
-            cells.append(format_cell(spec, est) if est is not None else "")
+            cells.append(format_cell(spec, est) if est is not None else (missing or ""))
         rows.append(cells)
     return header, rows
 
@@ -150,7 +160,8 @@ def comparison_rows(groups: Mapping[str, Mapping[str, PairedDifference]]) -> tup
     return header, rows
 
 
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+def csv_text(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """CSV text (``\\n`` line ends) of a header and rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -166,7 +177,7 @@ def wide_csv(runs: RunResults) -> str:
         header += fam_header[1:]
         for row, fam_row in zip(rows, fam_rows, strict=True):
             row += fam_row[1:]
-    return _csv_text(header, rows)
+    return csv_text(header, rows)
 
 
 def long_csv(runs: RunResults) -> str:
@@ -180,7 +191,7 @@ def long_csv(runs: RunResults) -> str:
                 if est is not None:
                     rows.append([name, group, spec.family, spec.key, spec.title, est.value, est.lo, est.hi,
                                  est.n, est.n_resamples])
-    return _csv_text(header, rows)
+    return csv_text(header, rows)
 
 
 def comparison_csv(current: str, comparisons: Mapping[str, Mapping[str, Mapping[str, PairedDifference]]]) -> str:
@@ -194,4 +205,4 @@ def comparison_csv(current: str, comparisons: Mapping[str, Mapping[str, Mapping[
                 if d is not None:
                     rows.append([current, baseline, group, spec.key, d.difference, d.lo, d.hi, d.p_value, d.n,
                                  d.n_resamples])
-    return _csv_text(header, rows)
+    return csv_text(header, rows)

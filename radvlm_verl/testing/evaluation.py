@@ -143,3 +143,25 @@ def drawn_fraction(pixels: np.ndarray) -> float:
     flat = pixels.reshape(-1, pixels.shape[-1])
     colours, counts = np.unique(flat, axis=0, return_counts=True)
     return 1.0 - counts.max() / len(flat) if len(colours) else 0.0
+
+
+def fake_green_judge(prompts: list[str]) -> list[str]:
+    """A stand-in GREEN judge for the built-in prompt: matched findings = the sentences answer and
+    reference share, (b) errors = the reference's sentences the answer misses; an answer containing
+    "garble" gets a reply without the expected layout (unparseable)."""
+    answers = []
+    for prompt in prompts:
+        reference = prompt.split("Reference report:\n", 1)[1].split("\n\nGenerated report:")[0]
+        candidate = prompt.split("Generated report:\n", 1)[1].strip()
+        ref, cand = set(reference.split(". ")), set(candidate.split(". "))
+        if "garble" in candidate:
+            answers.append("I cannot answer in the requested layout.")
+            continue
+        answers.append(
+            "[Explanation]:\nx\n[Clinically Significant Errors]:\n"
+            f"(a) False report of a finding: 0.\n(b) Missing a finding: {len(ref - cand)}.\n"
+            "(c) Misidentification: 0.\n(d) Severity: 0.\n(e) Comparison: 0.\n(f) Omitting comparison: 0.\n"
+            "[Clinically Insignificant Errors]:\n(a) x: 5.\n"
+            f"[Matched Findings]:\n{len(ref & cand)}. shared"
+        )
+    return answers
