@@ -14,7 +14,7 @@ from per-sample values the evaluation has already computed (no metric is compute
   reciprocals: the leaderboard's value is 1 / its earlier "RadCliQ-v1" column for every model;
 - ``GREEN``: GREEN, mean over parsed judge answers (``green``), as the GRN column.
 
-The first four are the RadCliQ-v1 features the ``radcliq`` metric already scores, so they need
+The first four are three RadCliQ-v1 features and the composite the ``radcliq`` metric already scores, so they need
 ``--metrics`` to include ``radcliq``; GREEN needs ``--green-url``. A column without its source is
 ``not computed``. Unanswered rows keep the evaluation's floors (0 for the three features, whose
 per-sample value is NaN there; RadCliQ-v1 3.0; GREEN 0). Where the mean RadCliQ-v1 is <= 0 (reports
