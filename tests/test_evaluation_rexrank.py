@@ -104,6 +104,14 @@ def test_weight_free_run_says_what_was_not_computed(tmp_path, capsys):
     assert "GREEN (needs --green-url)" in md and "RadGraph (needs --metrics radcliq)" in md
     assert (out / "table.csv").is_file()  # the project's table is still written
 
+    # a --compare run gets its own line; a grounding-only parquet has nothing to place on ReXrank
+    assert _cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(preds), "--out-dir",
+                 str(tmp_path / "again"), "--metrics", "rouge_l", "--bootstrap", "0", "--no-progress", "--no-plots",
+                 "--format", "rexrank", "--compare", str(out)]) == 0
+    assert [line["Model Name"] for line in _read_csv(tmp_path / "again" / "rexrank.csv")] == ["again", "light"]
+    md = rexrank.render_markdown({"grounding-only": {}}, radgraph_model="radgraph")
+    assert "No report rows: nothing to place on ReXrank." in md
+
 
 def test_unknown_format_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit):
