@@ -76,3 +76,20 @@ def test_annotate_equals_the_stock_loop_and_falls_back(scorers, monkeypatch):
     monkeypatch.setattr(scorer, "_predict_stock", lambda document: {}["boom"])
     (outcome,) = scorer._annotate_uncached([texts[0]])
     assert isinstance(outcome, ScorerError) and "boom" in str(outcome)
+
+
+def test_word_piece_cache_gives_the_tokenizers_pieces(scorers):
+    import copy
+
+    from radvlm_verl.scorers.radgraph import memoize_word_pieces
+
+    scorer = scorers[0]
+    own = scorer.model.reader._token_indexers["bert"]._allennlp_tokenizer
+    assert "_intra_word_tokenize" not in vars(own)  # radgraph's reader (the reference) is untouched
+    assert "_intra_word_tokenize" in vars(scorer._reader._token_indexers["bert"]._allennlp_tokenizer)
+    cached = copy.copy(own)
+    memoize_word_pieces(cached, maxsize=3)  # a tiny cache: it is emptied and refilled along the way
+    for text in varied_texts(30, seed=2):
+        words = scorer._documents([text])[0]["sentences"][0]
+        for _ in range(2):  # the second pass reads the cache
+            assert cached.intra_word_tokenize(words) == own.intra_word_tokenize(words), text

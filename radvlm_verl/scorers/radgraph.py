@@ -32,6 +32,7 @@ Example (needs a RadGraph model directory; not run as a doctest):
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import threading
@@ -102,6 +103,42 @@ def document_entities(prediction: dict) -> dict[str, dict]:
     return entities
 
 
+def memoize_word_pieces(allennlp_tokenizer, maxsize: int = 200_000) -> None:
+    """Make ``allennlp_tokenizer._intra_word_tokenize`` look each word up once (same output).
+
+    radgraph's indexer calls the Hugging Face tokenizer once per word of every report (a fifth of
+    the scorer's time on short reports); a word's pieces depend on the word alone, so they are kept
+    per word string (the cache is emptied when it reaches ``maxsize`` words).
+    """
+    from radgraph.allennlp.data.tokenizers import Token
+
+    tokenizer = allennlp_tokenizer.tokenizer
+    pieces: dict[str, tuple[list[int], list[str]]] = {}
+
+    def _intra_word_tokenize(string_tokens):
+        # radgraph's PretrainedTransformerTokenizer._intra_word_tokenize, with the per-word lookup cached
+        tokens, offsets = [], []
+        for word in string_tokens:
+            found = pieces.get(word)
+            if found is None:
+                ids = tokenizer.encode_plus(word, add_special_tokens=False, return_tensors=None,
+                                            return_offsets_mapping=False, return_attention_mask=False,
+                                            return_token_type_ids=False)["input_ids"]
+                found = (list(ids), list(tokenizer.convert_ids_to_tokens(ids)))
+                if len(pieces) >= maxsize:
+                    pieces.clear()
+                pieces[word] = found
+            ids, texts = found
+            if ids:
+                offsets.append((len(tokens), len(tokens) + len(ids) - 1))
+                tokens.extend(Token(text=text, text_id=piece) for piece, text in zip(ids, texts))
+            else:
+                offsets.append(None)
+        return tokens, offsets
+
+    allennlp_tokenizer._intra_word_tokenize = _intra_word_tokenize
+
+
 class RadGraphScorer(BatchedPairScorer):
     """RadGraph F1 (three levels + RadCliQ's combined F1) through the ``radgraph`` package.
 
@@ -161,7 +198,24 @@ class RadGraphScorer(BatchedPairScorer):
         weights = self.model.model._loss_weights
         self._fast = (weights["coref"] == 0 and weights["events"] == 0 and self.model.model._coref.coref_prop == 0
                       and weights["ner"] > 0 and weights["relation"] > 0)
+        self._reader = self._fast_reader() if self._fast else self.model.reader
         self._graphs: TextCache[dict] = TextCache(cache_size)
+
+    def _fast_reader(self):
+        """A copy of radgraph's dataset reader whose word-piece tokenizers cache per word.
+
+        radgraph's own reader is left as it is: the fallback path (and the parity test) use it.
+        """
+        reader = copy.copy(self.model.reader)
+        indexers = {}
+        for key, indexer in reader._token_indexers.items():
+            if hasattr(indexer, "_allennlp_tokenizer"):
+                indexer = copy.copy(indexer)
+                indexer._allennlp_tokenizer = copy.copy(indexer._allennlp_tokenizer)
+                memoize_word_pieces(indexer._allennlp_tokenizer)
+            indexers[key] = indexer
+        reader._token_indexers = indexers
+        return reader
 
     def annotate(self, texts: list[str]) -> list[dict]:
         """RadGraph annotation (``{"entities": ...}``) of each text; blank text -> no entities."""
@@ -216,7 +270,7 @@ class RadGraphScorer(BatchedPairScorer):
         from radgraph.utils import batch_to_device
 
         model = self.model.model
-        instance = self.model.reader.text_to_instance(document)
+        instance = self._reader.text_to_instance(document)
         instance.index_fields(model.vocab)
         batch = Batch([instance])
         tensors = batch_to_device(batch.as_tensor_dict(batch.get_padding_lengths()), self.model.device)
