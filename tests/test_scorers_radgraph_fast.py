@@ -93,3 +93,26 @@ def test_word_piece_cache_gives_the_tokenizers_pieces(scorers):
         words = scorer._documents([text])[0]["sentences"][0]
         for _ in range(2):  # the second pass reads the cache
             assert cached.intra_word_tokenize(words) == own.intra_word_tokenize(words), text
+
+
+def test_fast_inputs_equal_radgraphs_collated_instance(scorers):
+    import torch
+    from radgraph.allennlp.data.batch import Batch
+
+    for scorer in scorers:
+        for text in varied_texts(40, seed=3):
+            (document,) = scorer._documents([text])
+            if not document["sentences"][0]:
+                continue
+            instance = scorer.model.reader.text_to_instance(document)
+            instance.index_fields(scorer.model.model.vocab)
+            batch = Batch([instance])
+            expected = batch.as_tensor_dict(batch.get_padding_lengths())
+            got = scorer._tensors(document)
+            assert got["spans"].dtype == expected["spans"].dtype and torch.equal(got["spans"], expected["spans"])
+            assert got["text"].keys() == expected["text"].keys()
+            for name, tensors in expected["text"].items():
+                assert got["text"][name].keys() == tensors.keys(), text
+                for key, tensor in tensors.items():
+                    assert got["text"][name][key].dtype == tensor.dtype, (text, key)
+                    assert torch.equal(got["text"][name][key], tensor), (text, key)

@@ -265,15 +265,11 @@ class RadGraphScorer(BatchedPairScorer):
         """
         import torch
         import torch.nn.functional as F
-        from radgraph.allennlp.data.batch import Batch
         from radgraph.allennlp.nn import util
         from radgraph.utils import batch_to_device
 
         model = self.model.model
-        instance = self._reader.text_to_instance(document)
-        instance.index_fields(model.vocab)
-        batch = Batch([instance])
-        tensors = batch_to_device(batch.as_tensor_dict(batch.get_padding_lengths()), self.model.device)
+        tensors = batch_to_device(self._tensors(document), self.model.device)
         text, dataset = tensors["text"], document["dataset"]
         text_embeddings = model._embedder(text, num_wrapping_dims=1).squeeze(0)
         text_mask = util.get_text_field_mask(text, num_wrapping_dims=1).float().squeeze(0)
@@ -309,6 +305,28 @@ class RadGraphScorer(BatchedPairScorer):
         labels = relation_labels.tolist()
         relations = [[*top[i], *top[j], vocab.get_token_from_index(labels[i][j], relation_namespace)] for i, j in pairs]
         return {"sentences": document["sentences"], "predicted_ner": [ner], "predicted_relations": [relations]}
+
+    def _tensors(self, document: dict) -> dict:
+        """The model inputs ``text`` and ``spans`` radgraph's reader and collation build for a one-sentence document.
+
+        The same fields (a ``TextField`` of the normalised words with the reader's indexers, the
+        enumerated spans) tensorised directly: one sentence in one instance needs no padding, so the
+        ``ListField`` and batch dimensions are plain leading dimensions of size 1.
+        """
+        import torch
+        from radgraph.allennlp.data.dataset_readers.dataset_utils import enumerate_spans
+        from radgraph.allennlp.data.fields import TextField
+        from radgraph.allennlp.data.tokenizers import Token
+
+        reader = self._reader
+        (words,) = document["sentences"]
+        words = [reader._normalize_word(word) for word in words]
+        field = TextField([Token(word) for word in words], reader._token_indexers)
+        field.index(self.model.model.vocab)
+        text = {name: {key: tensor[None, None] for key, tensor in indexed.items()}
+                for name, indexed in field.as_tensor(field.get_padding_lengths()).items()}
+        spans = torch.tensor(enumerate_spans(words, max_span_width=reader._max_span_width), dtype=torch.long)
+        return {"text": text, "spans": spans[None, None]}
 
     def _annotate_uncached(self, texts: list[str]) -> list[dict | ScorerError]:
         graphs: list[dict | ScorerError] = []
