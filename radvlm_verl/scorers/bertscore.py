@@ -15,9 +15,11 @@ else the process imported. A text containing the tokenizer's special-token strin
 ``<mask>``, ...) can still tokenize differently from transformers 4 (not handled).
 
 IDF is always off: bert_score's IDF computed from the references of one call makes every token of
-a single reference weigh 0 (RadEval's exact-match RadCliQ of 9.37). The scorer caches pair scores
-and deduplicates pairs within a batch; bert_score itself encodes each distinct sentence of a batch
-once (a GRPO group's shared reference is encoded once).
+a single reference weigh 0 (RadEval's exact-match RadCliQ of 9.37). The scorer caches pair scores,
+deduplicates pairs within a batch, and keeps bert_score's per-text embeddings across calls, so a
+GRPO group's shared reference is encoded once even when its hypotheses arrive in several batches.
+Embedding, padding and greedy matching are bert_score's own functions in its order; a text embedded
+in another batch differs by the float noise of another padding (below 1e-6 on the tiny models).
 
 Per pair: ``bertscore`` = F1. Rescaled scores are ``(F - b) / (1 - b)`` with the model's baseline
 ``b``: 1.0 for identical texts and negative for very dissimilar ones (lower bound
@@ -139,23 +141,78 @@ class BERTScoreScorer(BatchedPairScorer):
         self.config = config
         self.preset = preset
         self._pairs: TextCache[float] = TextCache(cache_size)
+        self._embeddings: TextCache[tuple] = TextCache(cache_size)  # per text: (embedding, idf weights)
+        self._batch_size = int(batch_size)
         self._lock = threading.Lock()
 
     def _compute(self, pairs: list[tuple[str, str]]) -> list[float]:
-        import torch
+        """F1 of each pair: bert_score 0.3.13's ``score`` (IDF off), its embeddings kept per text.
 
+        ``bert_cos_score_idf`` embeds the distinct texts of one call and matches them; here the
+        embeddings outlive the call (:attr:`_embeddings`), so the reference a GRPO group shares is
+        encoded once even when its hypotheses come in different batches. Embedding, padding and
+        matching are bert_score's own steps in its order; a text embedded in another batch can differ
+        from bert_score's by the float noise of a different padding, as between bert_score calls.
+        """
+        import torch
+        from bert_score.utils import greedy_cos_idf
+
+        device = next(self._scorer._model.parameters()).device  # where bert_score matches
         with self._lock, torch.inference_mode():
             try:
-                _, _, f1 = self._scorer.score([h for h, _ in pairs], [r for _, r in pairs], verbose=False)
+                stats = self._embeddings.get_many([t for pair in pairs for t in pair], self._embed)
+                f1 = []
+                for start in range(0, len(pairs), self._batch_size):  # bert_score's matching batches
+                    chunk = stats[2 * start : 2 * (start + self._batch_size)]
+                    hyp_stats, ref_stats = _pad_stats(chunk[0::2], device), _pad_stats(chunk[1::2], device)
+                    f1.append(greedy_cos_idf(*ref_stats, *hyp_stats, False)[2].cpu())
+                scores = torch.cat(f1)
+                if self._scorer.rescale_with_baseline:
+                    baseline = self._scorer.baseline_vals[2]
+                    scores = (scores - baseline) / (1 - baseline)
             except Exception as error:
                 raise ScorerError(f"bert_score failed on {len(pairs)} pairs: {error!r}") from error
-        return [float(x) for x in f1.tolist()]
+        return [float(x) for x in scores.tolist()]
+
+    def _embed(self, texts: list[str]) -> list[tuple]:
+        """bert_score's per-text ``(embedding, idf weights)``, in its batches (longest texts first)."""
+        from collections import defaultdict
+
+        from bert_score.utils import get_bert_embedding
+
+        tokenizer = self._scorer._tokenizer
+        idf_dict = defaultdict(lambda: 1.0)  # BERTScorer.score with idf=False
+        idf_dict[tokenizer.sep_token_id] = 0
+        idf_dict[tokenizer.cls_token_id] = 0
+        ordered = sorted(texts, key=lambda x: len(x.split(" ")), reverse=True)
+        stats = {}
+        for start in range(0, len(ordered), self._batch_size):
+            batch = ordered[start : start + self._batch_size]
+            embs, masks, idf = get_bert_embedding(batch, self._scorer._model, tokenizer, idf_dict,
+                                                  device=self.device, all_layers=False)
+            for i, text in enumerate(batch):
+                length = int(masks[i].sum().item())
+                stats[text] = (embs[i, :length].cpu(), idf[i, :length].cpu())
+        return [stats[t] for t in texts]
 
     def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
         if self.preset.collapse_spaces:
             hyps, refs = [collapse_spaces(h) for h in hyps], [collapse_spaces(r) for r in refs]
         scores = self._pairs.get_many(list(zip(hyps, refs, strict=True)), self._compute)
         return [{"bertscore": s} for s in scores]
+
+
+def _pad_stats(stats: list[tuple], device) -> tuple:
+    """bert_score's ``pad_batch_stats``: embeddings padded with 2.0, the padding mask, idf padded with 0."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    embeddings = [e.to(device) for e, _ in stats]
+    idf = [i.to(device) for _, i in stats]
+    lengths = torch.tensor([e.size(0) for e in embeddings], dtype=torch.long)
+    mask = torch.arange(int(lengths.max()), dtype=torch.long).expand(len(lengths), -1) < lengths.unsqueeze(1)
+    return (pad_sequence(embeddings, batch_first=True, padding_value=2.0), mask.to(device),
+            pad_sequence(idf, batch_first=True))
 
 
 register_scorer("bertscore", BERTScoreScorer)

@@ -11,7 +11,11 @@ missing (verified byte-identical output to transformers 4.57 on the same weights
 The scorer runs radgraph's preprocessing and model one report at a time, as ``RadGraph.forward``
 does, but post-processes the prediction itself (:func:`document_entities`, same output): radgraph's
 post-processing costs entities × relations per text and took minutes on a 1,700-char input, this
-one is linear. A report with no token left after radgraph's preprocessing gets an empty graph
+one is linear. The model runs through :meth:`RadGraphScorer._predict_fast`: ``DyGIE.forward``'s own
+tensor steps without its data loader, deep copies and per-pair Python decoding (same annotation,
+tested against radgraph's path, which stays the fallback). Reports are not batched together: the
+linear layers round differently for fewer than ~16 rows on CPU, so a batch would not reproduce
+radgraph's per-report floats. A report with no token left after radgraph's preprocessing gets an empty graph
 without calling the model (radgraph crashes on it); a report the model fails on raises
 :class:`ScorerError` naming it. F1 is computed natively
 (:mod:`radvlm_verl.metrics.radgraph_f1`); the three levels compare lower-cased tokens (radgraph's
@@ -28,6 +32,7 @@ Example (needs a RadGraph model directory; not run as a doctest):
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import threading
@@ -98,6 +103,42 @@ def document_entities(prediction: dict) -> dict[str, dict]:
     return entities
 
 
+def memoize_word_pieces(allennlp_tokenizer, maxsize: int = 200_000) -> None:
+    """Make ``allennlp_tokenizer._intra_word_tokenize`` look each word up once (same output).
+
+    radgraph's indexer calls the Hugging Face tokenizer once per word of every report (a fifth of
+    the scorer's time on short reports); a word's pieces depend on the word alone, so they are kept
+    per word string (the cache is emptied when it reaches ``maxsize`` words).
+    """
+    from radgraph.allennlp.data.tokenizers import Token
+
+    tokenizer = allennlp_tokenizer.tokenizer
+    pieces: dict[str, tuple[list[int], list[str]]] = {}
+
+    def _intra_word_tokenize(string_tokens):
+        # radgraph's PretrainedTransformerTokenizer._intra_word_tokenize, with the per-word lookup cached
+        tokens, offsets = [], []
+        for word in string_tokens:
+            found = pieces.get(word)
+            if found is None:
+                ids = tokenizer.encode_plus(word, add_special_tokens=False, return_tensors=None,
+                                            return_offsets_mapping=False, return_attention_mask=False,
+                                            return_token_type_ids=False)["input_ids"]
+                found = (list(ids), list(tokenizer.convert_ids_to_tokens(ids)))
+                if len(pieces) >= maxsize:
+                    pieces.clear()
+                pieces[word] = found
+            ids, texts = found
+            if ids:
+                offsets.append((len(tokens), len(tokens) + len(ids) - 1))
+                tokens.extend(Token(text=text, text_id=piece) for piece, text in zip(ids, texts))
+            else:
+                offsets.append(None)
+        return tokens, offsets
+
+    allennlp_tokenizer._intra_word_tokenize = _intra_word_tokenize
+
+
 class RadGraphScorer(BatchedPairScorer):
     """RadGraph F1 (three levels + RadCliQ's combined F1) through the ``radgraph`` package.
 
@@ -153,7 +194,28 @@ class RadGraphScorer(BatchedPairScorer):
         with contextlib.redirect_stdout(io.StringIO()):  # radgraph prints the device on construction
             self.model = RadGraph(model_type=model_type, model_cache_dir=str(cache_root), cuda=cuda)
         self.model_type = model_type
+        # the fast path covers the modules RadGraph's models use: NER and relations, no coref or events
+        weights = self.model.model._loss_weights
+        self._fast = (weights["coref"] == 0 and weights["events"] == 0 and self.model.model._coref.coref_prop == 0
+                      and weights["ner"] > 0 and weights["relation"] > 0)
+        self._reader = self._fast_reader() if self._fast else self.model.reader
         self._graphs: TextCache[dict] = TextCache(cache_size)
+
+    def _fast_reader(self):
+        """A copy of radgraph's dataset reader whose word-piece tokenizers cache per word.
+
+        radgraph's own reader is left as it is: the fallback path (and the parity test) use it.
+        """
+        reader = copy.copy(self.model.reader)
+        indexers = {}
+        for key, indexer in reader._token_indexers.items():
+            if hasattr(indexer, "_allennlp_tokenizer"):
+                indexer = copy.copy(indexer)
+                indexer._allennlp_tokenizer = copy.copy(indexer._allennlp_tokenizer)
+                memoize_word_pieces(indexer._allennlp_tokenizer)
+            indexers[key] = indexer
+        reader._token_indexers = indexers
+        return reader
 
     def annotate(self, texts: list[str]) -> list[dict]:
         """RadGraph annotation (``{"entities": ...}``) of each text; blank text -> no entities."""
@@ -167,21 +229,104 @@ class RadGraphScorer(BatchedPairScorer):
 
     def _annotate_document(self, document: dict, text: str) -> dict:
         import torch
-        from radgraph.allennlp.data.dataloader import PyTorchDataLoader
-        from radgraph.allennlp.data.dataset_readers import AllennlpDataset
-        from radgraph.utils import batch_to_device
 
         try:
             with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()), \
                     contextlib.redirect_stderr(io.StringIO()):
-                data = AllennlpDataset([self.model.reader.text_to_instance(document)])
-                data.index_with(self.model.model.vocab)
-                (batch,) = list(PyTorchDataLoader(batch_size=1, dataset=data))
-                output = self.model.model(**batch_to_device(batch, self.model.device))
-                prediction = self.model.model.make_output_human_readable(output).to_json()
+                try:
+                    prediction = self._predict_fast(document) if self._fast else None
+                except Exception:  # radgraph's own path decides: the same result, or its own error
+                    prediction = None
+                if prediction is None:
+                    prediction = self._predict_stock(document)
             return {"entities": document_entities(prediction)}
         except Exception as error:
             raise ScorerError(f"radgraph failed on a text of {len(text)} chars {text[:200]!r}: {error!r}") from error
+
+    def _predict_stock(self, document: dict) -> dict:
+        """radgraph's own path for one document (``RadGraph.forward``'s data loader, model and decoding)."""
+        from radgraph.allennlp.data.dataloader import PyTorchDataLoader
+        from radgraph.allennlp.data.dataset_readers import AllennlpDataset
+        from radgraph.utils import batch_to_device
+
+        data = AllennlpDataset([self.model.reader.text_to_instance(document)])
+        data.index_with(self.model.model.vocab)
+        (batch,) = list(PyTorchDataLoader(batch_size=1, dataset=data))
+        output = self.model.model(**batch_to_device(batch, self.model.device))
+        return self.model.model.make_output_human_readable(output).to_json()
+
+    def _predict_fast(self, document: dict) -> dict:
+        """The same prediction as :meth:`_predict_stock`, from the same tensor operations, minus overhead.
+
+        Runs ``DyGIE.forward``'s NER and relation steps (coref and events are off, checked at load)
+        on the collated instance directly, and decodes with tensor operations instead of one Python
+        step per span pair; no torch DataLoader, no deep copy of the document, no scores that are
+        not used. Only the annotation (tokens, NER spans and labels, relations) is returned.
+        """
+        import torch
+        import torch.nn.functional as F
+        from radgraph.allennlp.nn import util
+        from radgraph.utils import batch_to_device
+
+        model = self.model.model
+        tensors = batch_to_device(self._tensors(document), self.model.device)
+        text, dataset = tensors["text"], document["dataset"]
+        text_embeddings = model._embedder(text, num_wrapping_dims=1).squeeze(0)
+        text_mask = util.get_text_field_mask(text, num_wrapping_dims=1).float().squeeze(0)
+        sentence_lengths = text_mask.sum(dim=1).long()
+        spans = tensors["spans"].squeeze(0)
+        span_mask = (spans[:, :, 0] >= 0).float()
+        spans = F.relu(spans.float()).long()
+        span_embeddings = model._endpoint_span_extractor(text_embeddings, spans)
+
+        ner_namespace = f"{dataset}__ner_labels"
+        ner_scores = model._ner._ner_scorers[ner_namespace](span_embeddings)
+        ner_scores = util.replace_masked_values(ner_scores, span_mask.unsqueeze(-1).bool(), -1e20)
+        ner_scores = torch.cat((ner_scores.new_zeros(*ner_scores.shape[:-1], 1), ner_scores), -1)  # null label: 0
+        relation = model._relation
+        relation_namespace = f"{dataset}__relation_labels"
+        relation._active_namespace = relation_namespace  # _prune_spans and the scorers read it
+        top_embeddings, top_mention_scores, num_to_keep, _, _, top_spans = relation._prune_spans(
+            spans, span_mask, span_embeddings, sentence_lengths)
+        relation_scores = relation._compute_relation_scores(
+            relation._compute_span_pair_embeddings(top_embeddings), top_mention_scores)
+
+        vocab = model.vocab
+        # one sentence per document (radgraph's preprocessing): index 0 throughout
+        _, ner_labels = ner_scores[0].cpu().max(dim=1)
+        keep_ner = (ner_labels != 0) & span_mask[0].cpu().bool()
+        ner = [[start, end, vocab.get_token_from_index(label, ner_namespace)]
+               for (start, end), label in zip(spans[0].cpu()[keep_ner].tolist(), ner_labels[keep_ner].tolist())]
+        _, relation_labels = relation_scores[0].cpu().max(dim=-1)
+        relation_labels -= 1  # null -> -1, as radgraph's _predict_sentence
+        keep_columns = torch.arange(relation_labels.shape[-1]) < int(num_to_keep[0])  # radgraph masks targets only
+        pairs = ((relation_labels >= 0) & keep_columns).nonzero(as_tuple=False).tolist()
+        top = [tuple(x) for x in top_spans[0].cpu().tolist()]
+        labels = relation_labels.tolist()
+        relations = [[*top[i], *top[j], vocab.get_token_from_index(labels[i][j], relation_namespace)] for i, j in pairs]
+        return {"sentences": document["sentences"], "predicted_ner": [ner], "predicted_relations": [relations]}
+
+    def _tensors(self, document: dict) -> dict:
+        """The model inputs ``text`` and ``spans`` radgraph's reader and collation build for a one-sentence document.
+
+        The same fields (a ``TextField`` of the normalised words with the reader's indexers, the
+        enumerated spans) tensorised directly: one sentence in one instance needs no padding, so the
+        ``ListField`` and batch dimensions are plain leading dimensions of size 1.
+        """
+        import torch
+        from radgraph.allennlp.data.dataset_readers.dataset_utils import enumerate_spans
+        from radgraph.allennlp.data.fields import TextField
+        from radgraph.allennlp.data.tokenizers import Token
+
+        reader = self._reader
+        (words,) = document["sentences"]
+        words = [reader._normalize_word(word) for word in words]
+        field = TextField([Token(word) for word in words], reader._token_indexers)
+        field.index(self.model.model.vocab)
+        text = {name: {key: tensor[None, None] for key, tensor in indexed.items()}
+                for name, indexed in field.as_tensor(field.get_padding_lengths()).items()}
+        spans = torch.tensor(enumerate_spans(words, max_span_width=reader._max_span_width), dtype=torch.long)
+        return {"text": text, "spans": spans[None, None]}
 
     def _annotate_uncached(self, texts: list[str]) -> list[dict | ScorerError]:
         graphs: list[dict | ScorerError] = []
