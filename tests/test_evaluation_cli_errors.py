@@ -1,22 +1,13 @@
 """`radvlm-verl evaluate` on bad input: one `error: <what, where>` line and exit status 2, never a
 traceback, like `convert`; the library functions keep raising typed errors."""
 
-import argparse
 import json
 
 import pyarrow.parquet as pq
 import pytest
 
-from radvlm_verl.evaluation.cli import add_evaluate_command
 from radvlm_verl.evaluation.predictions import load_predictions, load_test_rows
-from radvlm_verl.testing.evaluation import write_test_parquet
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="radvlm-verl")
-    add_evaluate_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args._run(args)
+from radvlm_verl.testing.evaluation import run_evaluate_cli, write_test_parquet
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +63,7 @@ def test_bad_input_is_one_error_line_and_exit_2(data, tmp_path, capsys, case):
     argv = {"--test-parquet": str(data["parquet"]), "--predictions": str(data["good"]),
             "--out-dir": str(tmp_path / "out"), "--metrics": "rouge_l", "--bootstrap": "0"}
     argv.update(zip(flags[::2], flags[1::2]))
-    status = _cli(["evaluate", *[x for kv in argv.items() for x in kv], "--no-progress", "--no-plots"])
+    status = run_evaluate_cli(["evaluate", *[x for kv in argv.items() for x in kv], "--no-progress", "--no-plots"])
     err = capsys.readouterr().err.strip()
     assert status == 2, err
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err

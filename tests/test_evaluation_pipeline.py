@@ -1,6 +1,5 @@
 """`radvlm-verl evaluate` on CPU: predictions files, tables, plots, grounding parity, comparisons, errors."""
 
-import argparse
 import csv
 import json
 
@@ -8,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radvlm_verl.evaluation.cli import add_evaluate_command
 from radvlm_verl.evaluation.pipeline import evaluate
 from radvlm_verl.evaluation.predictions import (
     PredictionMismatchError,
@@ -21,6 +19,7 @@ from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.grounding import coco_map, radvlm_map, sample_from_rollout
 from radvlm_verl.testing.evaluation import (
+    run_evaluate_cli,
     drawn_fraction,
     grounding_predictions,
     read_png,
@@ -30,13 +29,6 @@ from radvlm_verl.testing.evaluation import (
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LIGHT = "rouge_l,radvlm_map,coco_map"
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="radvlm-verl")
-    add_evaluate_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args._run(args)
 
 
 def _write_preds(path, preds):
@@ -55,10 +47,10 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def runs(data):
     root = data["root"]
-    assert _cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions", str(data["bad"]),
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions", str(data["bad"]),
                  "--out-dir", str(root / "bad"), "--metrics", LIGHT, "--bootstrap", "300", "--no-progress",
                  "--no-plots"]) == 0
-    assert _cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions", str(data["good"]),
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions", str(data["good"]),
                  "--out-dir", str(root / "good"), "--metrics", LIGHT, "--bootstrap", "300", "--no-progress",
                  "--compare", str(root / "bad"), "--name", "good-run"]) == 0
     return root / "good", root / "bad"
@@ -160,7 +152,7 @@ def test_missing_and_extra_ids_are_named(data, tmp_path, capsys):
     with pytest.raises(PredictionMismatchError, match=r"24 test id\(s\).*\.\.\. \(19 more\)"):
         join_predictions(test, many)
     # the CLI fails the same way, before writing anything: one error line, exit status 2
-    assert _cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions",
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(data["parquet"]), "--predictions",
                  str(_write_preds(tmp_path / "p.jsonl", dict(zip(many["id"], many["prediction"])))),
                  "--out-dir", str(tmp_path / "out"), "--metrics", LIGHT, "--no-progress"]) == 2
     assert capsys.readouterr().err.startswith("error: predictions do not match the test parquet")
@@ -193,7 +185,7 @@ def test_bad_configuration_errors(data, tmp_path):
         evaluate(data["parquet"], tmp_path / "o", predictions=data["good"], compare=[tmp_path],
                  score_config=ScoreConfig(metrics=parse_metrics(LIGHT), progress=False))
     with pytest.raises(SystemExit):  # --predictions and --model are exclusive
-        _cli(["evaluate", "--test-parquet", "t", "--predictions", "p", "--model", "m", "--out-dir", "o"])
+        run_evaluate_cli(["evaluate", "--test-parquet", "t", "--predictions", "p", "--model", "m", "--out-dir", "o"])
 
 
 def test_missing_weights_is_a_clear_error(data, tmp_path, monkeypatch):

@@ -1,6 +1,5 @@
 """`radvlm-verl evaluate --format rexrank`: ReXrank's columns from the evaluation's per-sample scores."""
 
-import argparse
 import csv
 import math
 
@@ -9,10 +8,10 @@ import pandas as pd
 import pytest
 
 from radvlm_verl.evaluation import rexrank
-from radvlm_verl.evaluation.cli import add_evaluate_command
 from radvlm_verl.evaluation.predictions import write_jsonl_atomic
 from radvlm_verl.rewards.report import score_report
 from radvlm_verl.testing.evaluation import (
+    run_evaluate_cli,
     drawn_fraction,
     fake_green_judge,
     read_png,
@@ -21,13 +20,6 @@ from radvlm_verl.testing.evaluation import (
 )
 
 HEADERS = ["BertScore", "SembScore", "RadGraph", "1/RadCliQ-v1", "GREEN"]
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="radvlm-verl")
-    add_evaluate_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args._run(args)
 
 
 def _read_csv(path):
@@ -91,7 +83,7 @@ def test_weight_free_run_says_what_was_not_computed(tmp_path, capsys):
                                + [{"id": r["extra_info"]["id"], "prediction": "[0.1, 0.1, 0.5, 0.5]"}
                                   for r in rows if r["extra_info"]["task"] != "report"])
     out = tmp_path / "out"
-    assert _cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(preds), "--out-dir", str(out),
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(preds), "--out-dir", str(out),
                  "--metrics", "rouge_l,radvlm_map", "--bootstrap", "0", "--no-progress", "--no-plots",
                  "--format", "rexrank", "--name", "light"]) == 0
     printed = capsys.readouterr().out
@@ -105,7 +97,7 @@ def test_weight_free_run_says_what_was_not_computed(tmp_path, capsys):
     assert (out / "table.csv").is_file()  # the project's table is still written
 
     # a --compare run gets its own line; a grounding-only parquet has nothing to place on ReXrank
-    assert _cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(preds), "--out-dir",
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(preds), "--out-dir",
                  str(tmp_path / "again"), "--metrics", "rouge_l", "--bootstrap", "0", "--no-progress", "--no-plots",
                  "--format", "rexrank", "--compare", str(out)]) == 0
     assert [line["Model Name"] for line in _read_csv(tmp_path / "again" / "rexrank.csv")] == ["again", "light"]
@@ -115,7 +107,7 @@ def test_weight_free_run_says_what_was_not_computed(tmp_path, capsys):
 
 def test_unknown_format_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit):
-        _cli(["evaluate", "--test-parquet", "t", "--predictions", "p", "--out-dir", str(tmp_path), "--format", "x"])
+        run_evaluate_cli(["evaluate", "--test-parquet", "t", "--predictions", "p", "--out-dir", str(tmp_path), "--format", "x"])
 
 
 UNANSWERED = ("rep-0001", "rep-0003", "rep-0005")
@@ -137,7 +129,7 @@ def test_rexrank_columns_equal_the_project_metrics_with_tiny_models(tmp_path, mo
     pred_path = write_jsonl_atomic(tmp_path / "p.jsonl", [{"id": k, "prediction": v} for k, v in preds.items()])
     out = tmp_path / "out"
     options = ["--report-option", "bertscore_num_layers=2", "--report-option", "radcliq_radgraph=radgraph"]
-    assert _cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(pred_path), "--out-dir", str(out),
+    assert run_evaluate_cli(["evaluate", "--test-parquet", str(parquet), "--predictions", str(pred_path), "--out-dir", str(out),
                  "--weights-dir", str(weights), "--device", "cpu", *options, "--bootstrap", "200", "--no-progress",
                  "--green-url", "http://127.0.0.1:9/v1", "--green-model", "judge", "--format", "rexrank"]) == 0
     assert "| Run | BertScore | SembScore | RadGraph | 1/RadCliQ-v1 | GREEN |" in capsys.readouterr().out

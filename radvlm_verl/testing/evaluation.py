@@ -165,3 +165,15 @@ def fake_green_judge(prompts: list[str]) -> list[str]:
             f"[Matched Findings]:\n{len(ref & cand)}. shared"
         )
     return answers
+
+
+def run_evaluate_cli(argv: list[str]) -> int:
+    """``radvlm-verl evaluate ARGV`` in this process (the tests' way in); returns the exit status."""
+    import argparse
+
+    from radvlm_verl.evaluation.cli import add_evaluate_command
+
+    parser = argparse.ArgumentParser(prog="radvlm-verl")
+    add_evaluate_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args._run(args)
