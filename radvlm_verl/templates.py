@@ -18,6 +18,15 @@ from __future__ import annotations
 
 import hashlib
 
+from radvlm_verl.core.tasks import (
+    ABNORMALITY_DETECTION,
+    ABNORMALITY_GROUNDING,
+    ANATOMY_GROUNDING,
+    GROUNDING_TASKS,
+    PHRASE_GROUNDING,
+    REPORT,
+)
+
 IMAGE_TOKEN = "<image>"
 
 # Appended to the user turn for RadVLM checkpoints cold-started on thinking traces.
@@ -90,14 +99,12 @@ BOX_FORMAT_HINTS = {
 }
 
 TASK_QUESTIONS = {
-    "report": REPORT_QUESTIONS,
-    "anatomy_grounding": ANATOMY_QUESTIONS,
-    "abnormality_grounding": ABNORMALITY_QUESTIONS,
-    "phrase_grounding": PHRASE_QUESTIONS,
-    "abnormality_detection": DETECTION_QUESTIONS,
+    REPORT: REPORT_QUESTIONS,
+    ANATOMY_GROUNDING: ANATOMY_QUESTIONS,
+    ABNORMALITY_GROUNDING: ABNORMALITY_QUESTIONS,
+    PHRASE_GROUNDING: PHRASE_QUESTIONS,
+    ABNORMALITY_DETECTION: DETECTION_QUESTIONS,
 }
-
-GROUNDING_TASKS = ("anatomy_grounding", "abnormality_grounding", "phrase_grounding", "abnormality_detection")
 
 
 def pick(pool: tuple[str, ...], key: str) -> str:
@@ -138,10 +145,10 @@ def render_question(
     if "{label}" in template:
         if not label:
             raise ValueError(f"task {task!r} needs a label or phrase for its question")
-        shown = label.strip() if task == "phrase_grounding" else format_label(label)
+        shown = label.strip() if task == PHRASE_GROUNDING else format_label(label)
         template = template.format(label=shown)
     parts = [template]
-    if task == "report" and style_constraint:
+    if task == REPORT and style_constraint:
         parts.append(REPORT_STYLE_CONSTRAINT)
     if task in GROUNDING_TASKS and box_format:
         if box_format not in BOX_FORMAT_HINTS:

@@ -26,8 +26,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from radvlm_verl.atomic import atomic_path
-from radvlm_verl.rewards.thinking import extract_answer
+from radvlm_verl.core.atomic_files import atomic_path
+from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.templates import THINKING_SUFFIX
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from radvlm_verl.atomic import atomic_path, write_text_atomic
+from radvlm_verl.core.atomic_files import atomic_path, write_text_atomic
 
 
 def test_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path):

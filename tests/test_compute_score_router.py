@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from radvlm_verl.core.tasks import RL_TASKS, data_source_for, family_of
 from radvlm_verl.rewards import compute_score, result_keys, task_family
 
 REF = "Small left pleural effusion. No pneumothorax."
@@ -19,11 +20,16 @@ REF = "Small left pleural effusion. No pneumothorax."
         ("anything", {"task": "abnormality_detection"}, "grounding"),
         ("cxr_report/mimic_cxr", {}, "report"),
         ("cxr_grounding/ms_cxr", {}, "grounding"),
-        ("mimic_grpo_reasoning", {}, "report"),  # parquet written by the reference pipeline
+        ("mimic_grpo_reasoning", {}, "report"),  # parquet written by the paper's code
     ],
 )
 def test_task_family(source, info, family):
     assert task_family(source, info) == family
+
+
+@pytest.mark.parametrize("task", RL_TASKS)
+def test_the_data_source_a_converter_writes_routes_to_its_task_family(task):
+    assert task_family(data_source_for(task, "some_dataset"), {}) == family_of(task)
 
 
 def test_unroutable_samples_raise_a_clear_error():
@@ -31,6 +37,8 @@ def test_unroutable_samples_raise_a_clear_error():
         task_family("gsm8k", {})
     with pytest.raises(ValueError, match="not a CXR task"):
         task_family("x", {"task": "vqa"})
+    with pytest.raises(ValueError, match="not a CXR task"):
+        data_source_for("vqa", "some_dataset")
 
 
 def test_unknown_kwargs_are_a_configuration_error():
@@ -55,6 +63,9 @@ def test_thinking_modes_and_floor():
     assert missing["score"] == 0.0 and missing["answer_found"] == 0.0
     assert forced_off["score"] == 1.0
     assert set(good) == set(missing) == set(forced_off)
+    # a row of the paper's code's thinking data without the flag is a thinking row
+    no_flag = compute_score("mimic_grpo_reasoning", REF, REF, {"task": "report"}, report_reward="rouge_l")
+    assert no_flag["answer_found"] == 0.0
 
 
 def test_too_short_answers_get_the_floor():

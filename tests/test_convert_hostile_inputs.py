@@ -373,7 +373,7 @@ def test_temporary_files_of_killed_runs_are_removed_by_the_next_run(tmp_path):
     import subprocess
     import sys
 
-    from radvlm_verl.atomic import temporary_file
+    from radvlm_verl.core.atomic_files import temporary_file
     from radvlm_verl.converters import chexpert_plus
     from radvlm_verl.testing.cxr_layouts import write_chexpert_plus
 

@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from radvlm_verl.evaluation.pipeline import evaluate
@@ -18,6 +20,7 @@ from radvlm_verl.evaluation.predictions import (
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.grounding import coco_map, radvlm_map, sample_from_rollout
+from radvlm_verl.rewards import compute_score
 from radvlm_verl.testing.evaluation import (
     run_evaluate_cli,
     drawn_fraction,
@@ -223,6 +226,24 @@ def test_thinking_rows_without_closing_tag_are_counted_and_floored(tmp_path):
     assert any("synthetic_reports: 3 thinking answer(s) without </think>" in n for n in summary["notes"])
     grounding = per_sample[per_sample["family"] == "grounding"]
     assert (grounding["radvlm_ap"] > 0).all()  # the answer after </think> is read, not the reasoning
+
+
+def test_reasoning_source_without_a_thinking_flag_is_a_thinking_row_as_for_the_reward(tmp_path):
+    """A report row of the paper's code's ``mimic_grpo_reasoning`` data carries no extra_info.thinking."""
+    truth = "Heart size is normal. No focal consolidation."
+    rows = [{"data_source": "mimic_grpo_reasoning", "reward_model": {"style": "rule", "ground_truth": truth},
+             "extra_info": {"id": f"r{i}", "task": "report", "dataset": "mimic_cxr"}} for i in range(2)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
+    preds = {"r0": f"the lungs look clear</think>{truth}", "r1": truth}  # r1: no closing tag
+    evaluate(tmp_path / "test.parquet", tmp_path / "out", predictions=_write_preds(tmp_path / "p.jsonl", preds),
+             score_config=ScoreConfig(metrics=("rouge_l",), progress=False), n_resamples=0, make_plots=False)
+    per_sample = pd.read_parquet(tmp_path / "out" / "per_sample.parquet").set_index("id")
+    assert per_sample["thinking"].tolist() == [True, True]
+    assert per_sample.loc["r0", "rouge_l"] == 1.0 and per_sample.loc["r1", "answer_found"] == 0.0
+    for row in rows:
+        reward = compute_score(row["data_source"], preds[row["extra_info"]["id"]], truth, row["extra_info"],
+                               report_reward="rouge_l")
+        assert reward["answer_found"] == per_sample.loc[row["extra_info"]["id"], "answer_found"]
 
 
 def test_no_bootstrap_gives_values_without_intervals(data, tmp_path):

@@ -1,9 +1,9 @@
-"""Prompt templates and thinking-answer extraction."""
+"""Prompt templates, thinking-answer extraction and the rule for which samples are thinking."""
 
 import pytest
 
 from radvlm_verl import templates
-from radvlm_verl.rewards.thinking import as_bool, extract_answer
+from radvlm_verl.core.thinking import as_bool, extract_answer, is_thinking_sample
 
 
 @pytest.mark.parametrize("task", sorted(templates.TASK_QUESTIONS))
@@ -60,3 +60,20 @@ def test_extract_answer(text, thinking, expected):
 @pytest.mark.parametrize(("value", "expected"), [(True, True), ("true", True), ("0", False), (None, False), (1, True)])
 def test_as_bool(value, expected):
     assert as_bool(value) is expected
+
+
+@pytest.mark.parametrize(
+    ("source", "info", "reward_kwargs", "expected"),
+    [
+        ("cxr_report/x", {"thinking": True}, {"thinking": False}, False),  # the reward kwarg forces every sample
+        ("cxr_report/x", {"thinking": False}, {"thinking": "true"}, True),
+        ("mimic_grpo_reasoning", {"thinking": False}, {}, False),  # the row's flag beats the source name
+        ("cxr_report/x", {"thinking": 1}, None, True),
+        ("mimic_grpo_reasoning", {"thinking": None}, None, False),  # a field present but null is not absent
+        ("mimic_grpo_reasoning", {"task": "report"}, None, True),  # no flag: the paper's code's source name
+        ("mimic_grpo", {}, None, False),
+        (None, None, None, False),
+    ],
+)
+def test_is_thinking_sample(source, info, reward_kwargs, expected):
+    assert is_thinking_sample(source, info, reward_kwargs) is expected

@@ -159,7 +159,7 @@ def _padchest_gr(sub) -> argparse.ArgumentParser:
     p.add_argument("--json-path", type=Path, required=True, help="grounded_reports_20240819.json")
     p.add_argument("--master-table", type=Path, required=True, help="master_table.csv")
     p.add_argument("--image-dir", type=Path, required=True, help="folder of the 16-bit PNGs")
-    p.add_argument("--tasks", type=_csv_list, default=("phrase_grounding",), help="phrase_grounding,report")
+    p.add_argument("--tasks", type=_csv_list, default=m.DEFAULT_TASKS, help=",".join(m.TASKS))
     p.add_argument("--extra-boxes", choices=("ignore", "add", "fuse"), default="ignore",
                    help="second reader's boxes: ignore (as RadVLM), add to the first's, or fuse (WBF)")
     p.add_argument("--padchest-csv", type=Path, default=None,

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
-from radvlm_verl.atomic import remove_stale_temporaries
 from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
     BOX_FORMATS,
@@ -32,6 +31,8 @@ from radvlm_verl.converters.rows import (
     make_row,
     split_fraction,
 )
+from radvlm_verl.core.atomic_files import remove_stale_temporaries
+from radvlm_verl.core.tasks import data_source_for
 
 THINKING_MODES = ("off", "suffix", "native")
 SPLITS = ("train", "val", "test")
@@ -497,9 +498,8 @@ class RowBuilder:
         """
         o = self.options
         dataset = dataset or self.dataset
-        family = "report" if task == "report" else "grounding"
         row = make_row(
-            data_source=f"cxr_{family}/{dataset}",
+            data_source=data_source_for(task, dataset),
             prompt=prompt if prompt is not None else self.prompt(task, row_id, label),
             image=image_entry(image_path, min_pixels=o.min_pixels, max_pixels=o.max_pixels, embed=o.embed_images),
             ground_truth=ground_truth,

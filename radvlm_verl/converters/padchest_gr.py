@@ -42,10 +42,12 @@ from radvlm_verl.converters.common import (
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.core.tasks import PHRASE_GROUNDING, REPORT
 
 DATASET = "padchest_gr"
 MASTER_COLUMNS = ("StudyID", "ImageID", "PatientID", "split")
-TASKS = ("phrase_grounding", "report")
+TASKS = (PHRASE_GROUNDING, REPORT)
+DEFAULT_TASKS = (PHRASE_GROUNDING,)
 EXTRA_BOX_POLICIES = ("ignore", "add", "fuse")
 FRONTAL_PROJECTIONS = ("PA", "AP", "AP_horizontal")
 
@@ -55,7 +57,7 @@ class Options(CommonOptions):
     json_path: Path
     master_table: Path
     image_dir: Path
-    tasks: tuple[str, ...] = ("phrase_grounding",)
+    tasks: tuple[str, ...] = DEFAULT_TASKS
     extra_boxes: str = "ignore"
     splits: tuple[str, ...] = ("train", "val", "test")
     padchest_csv: Path | None = None  # original PadChest labels CSV, for the frontal-view filter

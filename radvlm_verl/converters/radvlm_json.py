@@ -44,6 +44,7 @@ from radvlm_verl.converters.common import (
     write_rows,
 )
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary, split_fraction
+from radvlm_verl.core.tasks import RL_TASKS
 
 # id prefix -> (task, dataset). Order matters: the first matching prefix wins.
 ID_PREFIXES: tuple[tuple[str, str | None, str], ...] = (
@@ -58,8 +59,6 @@ ID_PREFIXES: tuple[tuple[str, str | None, str], ...] = (
     ("padchest", "phrase_grounding", "padchest_gr"),
     ("conv", None, "conversation"),
 )
-
-RL_TASKS = ("report", "phrase_grounding", "anatomy_grounding", "abnormality_grounding", "abnormality_detection")
 
 _PATIENT_PATTERNS = (
     re.compile(r"/p\d{2}/p(\d+)/s\d+/"),  # MIMIC-CXR tree

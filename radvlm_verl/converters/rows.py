@@ -28,14 +28,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from radvlm_verl.atomic import remove_stale_temporaries, temporary_file, write_text_atomic
+from radvlm_verl.core.atomic_files import remove_stale_temporaries, temporary_file, write_text_atomic
+from radvlm_verl.core.tasks import RL_TASKS
 
 # The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
 DEFAULT_MIN_PIXELS = 1024
 DEFAULT_MAX_PIXELS = 451584
 
 BOX_FORMATS = ("radvlm_norm01", "qwen_rel1000", "qwen25_abs")
-TASKS = ("report", "phrase_grounding", "anatomy_grounding", "abnormality_grounding", "abnormality_detection")
 
 EXTRA_INFO_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("split", pa.string()),
@@ -124,8 +124,8 @@ def make_row(
     unknown = set(extra_info) - {name for name, _ in EXTRA_INFO_FIELDS}
     if unknown:
         raise ValueError(f"extra_info has fields outside the contract: {sorted(unknown)}")
-    if extra_info.get("task") not in TASKS:
-        raise ValueError(f"extra_info['task'] must be one of {TASKS}, got {extra_info.get('task')!r}")
+    if extra_info.get("task") not in RL_TASKS:
+        raise ValueError(f"extra_info['task'] must be one of {RL_TASKS}, got {extra_info.get('task')!r}")
     if extra_info.get("box_format") not in (None, *BOX_FORMATS):
         raise ValueError(f"extra_info['box_format'] must be one of {BOX_FORMATS}, got {extra_info['box_format']!r}")
     n_placeholders = sum(m["content"].count("<image>") for m in prompt)

@@ -46,12 +46,13 @@ from radvlm_verl.converters.common import (
 )
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.core.tasks import ABNORMALITY_DETECTION, ABNORMALITY_GROUNDING
 
 DATASET = "vindr_cxr"
 COLUMNS = ("image_id", "class_name", "x_min", "y_min", "x_max", "y_max")
 NO_FINDING = "no finding"
 FUSION_IOU = 0.1
-TASKS = ("abnormality_grounding", "abnormality_detection")
+TASKS = (ABNORMALITY_GROUNDING, ABNORMALITY_DETECTION)
 
 
 @dataclass(frozen=True, kw_only=True)

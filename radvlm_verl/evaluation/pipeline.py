@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from radvlm_verl.atomic import write_bytes_atomic, write_text_atomic
+from radvlm_verl.core.atomic_files import write_bytes_atomic, write_text_atomic
 from radvlm_verl.evaluation import aggregate as agg
 from radvlm_verl.evaluation import plots, rexrank, tables
 from radvlm_verl.evaluation.bootstrap import DEFAULT_LEVEL

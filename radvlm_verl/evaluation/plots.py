@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radvlm_verl.atomic import write_bytes_atomic
+from radvlm_verl.core.atomic_files import write_bytes_atomic
 from radvlm_verl.evaluation.aggregate import METRIC_SPECS
 from radvlm_verl.evaluation.bootstrap import Estimate
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS

@@ -2,7 +2,9 @@
 
 The test parquet follows the row contract of :mod:`radvlm_verl.converters.rows`; what evaluation
 needs from each row is ``extra_info.id`` (unique), ``extra_info.task``, ``extra_info.dataset``,
-``extra_info.thinking`` and ``reward_model.ground_truth``.
+``extra_info.thinking`` and ``reward_model.ground_truth``. Whether a row is a thinking row follows
+the reward's rule (:func:`radvlm_verl.core.thinking.is_thinking_sample`: a row without
+``extra_info.thinking`` is one when its ``data_source`` ends with ``_reasoning``).
 
 A predictions file is JSON Lines, one object per row: ``{"id": "<extra_info.id>", "prediction":
 "<model output>"}`` (other keys are ignored), or a parquet/CSV file with ``id`` and ``prediction``
@@ -24,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from radvlm_verl.atomic import write_text_atomic
-from radvlm_verl.rewards.thinking import as_bool
+from radvlm_verl.core.atomic_files import write_text_atomic
+from radvlm_verl.core.thinking import is_thinking_sample
 
 # Columns of the frame returned by load_test_rows (one row per test sample).
 TEST_COLUMNS = ("id", "data_source", "task", "dataset", "thinking", "ground_truth", "extra_info")
@@ -83,7 +85,7 @@ def load_test_rows(path: str | os.PathLike) -> pd.DataFrame:
                 "data_source": str(source),
                 "task": str(task),
                 "dataset": str(dataset),
-                "thinking": as_bool(info.get("thinking")),
+                "thinking": is_thinking_sample(source, info),
                 "ground_truth": str(truth),
                 "extra_info": info,
             }

@@ -41,13 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radvlm_verl.core.tasks import TASK_FAMILIES, family_of
+from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_pair_f1
 from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_rollout
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR
-from radvlm_verl.rewards import GROUNDING_TASKS, REPORT_TASKS
 from radvlm_verl.rewards.report import REPORT_REWARDS, ReportOptions, make_options, prepare_model_text, score_report_batch
-from radvlm_verl.rewards.thinking import extract_answer
 from radvlm_verl.scorers.weights import MissingWeightsError
 
 REPORT_METRICS = ("rouge_l", "bertscore", "chexbert", "radgraph", "radcliq", "green")
@@ -282,11 +282,11 @@ def score_predictions(joined: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame
     Columns that do not apply to a row's task are NaN (or None). Raises on bad data or
     configuration (missing weights, unknown task); never on a model output.
     """
-    unknown = sorted(set(joined["task"]) - GROUNDING_TASKS - REPORT_TASKS)
+    unknown = sorted(set(joined["task"]) - set(TASK_FAMILIES))
     if unknown:
         raise ValueError(f"unknown task(s) {unknown} in the test parquet; expected report or a grounding task")
     frame = joined[["id", "data_source", "task", "dataset", "thinking", "ground_truth", "prediction"]].copy()
-    frame["family"] = np.where(frame["task"] == "report", "report", "grounding")
+    frame["family"] = frame["task"].map(family_of)
     frame["group"] = group_names(frame)
     parts = []
     report = joined[joined["task"] == "report"]

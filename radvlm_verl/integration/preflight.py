@@ -193,9 +193,9 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
     """Rows route to the recipe's task family and carry the thinking flag the policy needs."""
     import pyarrow.parquet as pq
 
-    from radvlm_verl.rewards import task_family
-    from radvlm_verl.rewards.thinking import as_bool
-    from radvlm_verl.templates import GROUNDING_TASKS, THINKING_SUFFIX
+    from radvlm_verl.core.tasks import GROUNDING_TASKS, task_family
+    from radvlm_verl.core.thinking import is_thinking_sample
+    from radvlm_verl.templates import THINKING_SUFFIX
 
     source_key, prompt_key = cfg.data.reward_fn_key, cfg.data.prompt_key
     table = pq.read_table(path, columns=[source_key, "extra_info"])
@@ -237,8 +237,7 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], repor
     if "thinking" in reward_kwargs or not policy:
         return  # thinking forced for every sample by the reward kwarg
     thinking_policy = policy.endswith("thinking")
-    flags = [as_bool(info.get("thinking")) if info and info.get("thinking") is not None
-             else str(source).endswith("_reasoning") for source, info in zip(sources, infos, strict=True)]
+    flags = [is_thinking_sample(source, info) for source, info in zip(sources, infos, strict=True)]
     wrong = [i for i, flag in enumerate(flags) if flag != thinking_policy]
     if wrong:
         mode = THINKING_STYLE.get(policy, "native or suffix") if thinking_policy else "off"

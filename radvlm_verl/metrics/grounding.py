@@ -49,11 +49,11 @@ from typing import Any
 
 import numpy as np
 
-from radvlm_verl.atomic import write_text_atomic
 from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, frame_from_extra_info, valid_boxes
 from radvlm_verl.boxes.iou import iou_matrix
 from radvlm_verl.boxes.parse import checked_ground_truth, parse_ground_truth, read_prediction
-from radvlm_verl.rewards.thinking import extract_answer
+from radvlm_verl.core.atomic_files import write_text_atomic
+from radvlm_verl.core.thinking import extract_answer
 
 __all__ = [
     "GroundingSample",

@@ -8,11 +8,13 @@ sample by ``extra_info["task"]``:
   ``phrase_grounding``, ``abnormality_detection``): :mod:`radvlm_verl.rewards.grounding`.
 
 When ``task`` is absent it is taken from a ``cxr_report/...`` or ``cxr_grounding/...``
-``data_source``, and the reference's ``mimic_grpo`` / ``mimic_grpo_reasoning`` sources count as
-report (the latter with thinking on), so parquet written by the reference pipeline still scores.
+``data_source``, and the paper's code's ``mimic_grpo`` / ``mimic_grpo_reasoning`` sources count as
+report (the latter with thinking on), so parquet written by that pipeline still scores. Task names
+and the routing rule live in :mod:`radvlm_verl.core.tasks`.
 
 ``extra_info["thinking"]`` (bool) selects thinking mode: only the text after the last ``</think>``
-is scored, and a missing tag gets the task's documented floor.
+is scored, and a missing tag gets the task's documented floor (the rule, with its fallbacks, is
+:func:`radvlm_verl.core.thinking.is_thinking_sample`).
 
 Reward kwargs (``+reward.custom_reward_function.reward_kwargs.<key>=...``) are prefixed by task, so
 one configuration serves a run that mixes tasks:
@@ -37,42 +39,14 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
+from radvlm_verl.core.thinking import extract_answer, is_thinking_sample
 from radvlm_verl.rewards.report import score_report
-from radvlm_verl.rewards.thinking import as_bool, extract_answer
-
-GROUNDING_TASKS = frozenset(
-    {"grounding", "anatomy_grounding", "abnormality_grounding", "phrase_grounding", "abnormality_detection"}
-)
-REPORT_TASKS = frozenset({"report"})
 
 # Passed by verl's reward loop when a reward model / GenRM is enabled; not ours to interpret.
 _VERL_PASSTHROUGH = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 __all__ = ["compute_score", "result_keys", "task_family", "extract_answer", "score_report"]
-
-
-def task_family(data_source: str | None, extra_info: dict[str, Any]) -> str:
-    """Return ``"report"`` or ``"grounding"`` for a sample; raise ``ValueError`` if it cannot tell."""
-    task = extra_info.get("task")
-    if task is not None:
-        task = str(task)
-        if task in REPORT_TASKS:
-            return "report"
-        if task in GROUNDING_TASKS:
-            return "grounding"
-        raise ValueError(
-            f"extra_info['task']={task!r} is not a CXR task; expected one of "
-            f"{sorted(REPORT_TASKS | GROUNDING_TASKS)}"
-        )
-    source = str(data_source or "")
-    if source.startswith("cxr_report") or source in {"mimic_grpo", "mimic_grpo_reasoning"}:
-        return "report"
-    if source.startswith("cxr_grounding"):
-        return "grounding"
-    raise ValueError(
-        f"cannot route sample with data_source={source!r}: set extra_info['task'] to 'report' or "
-        "'grounding' (the project's converters always do)"
-    )
 
 
 def _split_kwargs(kwargs: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -100,14 +74,9 @@ def compute_score(
                 "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
             )
     family = task_family(data_source, extra_info)
-    if "thinking" in kwargs:
-        thinking = as_bool(kwargs["thinking"])
-    elif "thinking" in extra_info:
-        thinking = as_bool(extra_info["thinking"])
-    else:
-        thinking = str(data_source or "").endswith("_reasoning")
+    thinking = is_thinking_sample(data_source, extra_info, kwargs)
 
-    if family == "report":
+    if family == REPORT_FAMILY:
         report_kwargs = _split_kwargs(kwargs, "report_")
         if kwargs.get("scorer_service") is not None:
             report_kwargs["scorer_service"] = kwargs["scorer_service"]

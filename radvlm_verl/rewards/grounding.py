@@ -72,7 +72,7 @@ from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR, frame_from_extr
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
 from radvlm_verl.boxes.parse import parse_ground_truth, read_prediction_rows
-from radvlm_verl.rewards.thinking import extract_answer
+from radvlm_verl.core.thinking import extract_answer
 
 __all__ = ["GROUNDING_REWARDS", "RESULT_KEYS", "GroundingOptions", "grounding_options", "score_boxes", "score_grounding"]
 

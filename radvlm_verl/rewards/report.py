@@ -54,10 +54,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
+from radvlm_verl.core.thinking import as_bool, extract_answer
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR, radcliq_v1
 from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
-from radvlm_verl.rewards.thinking import as_bool, extract_answer
 from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
 
 # An in-process scoring call that takes longer than this is a hung model or a pathological text.

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from radvlm_verl.rewards.thinking import as_bool
+from radvlm_verl.core.thinking import as_bool
 
 DEFAULT_NAMESPACE = "radvlm_verl"
 

@@ -1,0 +1,10 @@
+"""The vocabularies every layer shares, with no dependency beyond the standard library.
+
+- :mod:`~radvlm_verl.core.tasks`: task names, their families, the RL task tuple, and the rule that
+  routes a sample (``extra_info["task"]``, else its ``data_source``) to a family;
+- :mod:`~radvlm_verl.core.thinking`: the ``</think>`` answer split and the one rule that says
+  whether a sample is scored in thinking mode;
+- :mod:`~radvlm_verl.core.atomic_files`: atomic file output (a temporary file renamed into place).
+
+Nothing here imports the rest of ``radvlm_verl``, so every other package may import from it.
+"""
