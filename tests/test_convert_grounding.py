@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from radvlm_verl.converters import chest_imagenome, ms_cxr, padchest_gr, vindr_cxr
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.testing.cxr_layouts import (
     MS_CXR_HEADER,
     VINDR_HEADER,

@@ -140,7 +140,8 @@ def _padchest(tmp_path, entries):
 
 
 def test_padchest_repeated_image_id(tmp_path):
-    from radvlm_verl.converters.rows import REPEATED_ROW, ConversionError
+    from radvlm_verl.converters.errors import ConversionError
+    from radvlm_verl.converters.rows import REPEATED_ROW
 
     entry = {"StudyID": "s", "ImageID": "img.png", "findings": [
         {"sentence_en": "Right effusion.", "boxes": [[0.5, 0.6, 0.9, 0.9]]}]}
@@ -158,7 +159,7 @@ def test_radvlm_json_repeated_id(tmp_path):
     import json
 
     from radvlm_verl.converters import radvlm_json
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import write_image
 
     write_image(tmp_path / "a.png", 40, 30)
@@ -176,7 +177,7 @@ def test_radvlm_json_repeated_id(tmp_path):
 
 def test_iu_xray_image_in_two_reports_is_refused_naming_both(tmp_path):
     from radvlm_verl.converters import iu_xray
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import iu_xml, write_image
 
     (tmp_path / "xml").mkdir()
@@ -226,7 +227,7 @@ def _strict_json(text):
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
 def test_padchest_non_finite_coordinate_stops_with_the_entry(tmp_path, value):
     from radvlm_verl.converters import padchest_gr
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import write_csv, write_image
 
     write_image(tmp_path / "pc" / "img.png", 50, 40, kind="I;16")
@@ -295,7 +296,7 @@ def test_out_of_range_boxes_are_dropped_with_the_line_in_every_converter(tmp_pat
 
 def test_ms_cxr_zero_image_width_and_imagenome_nan_stop_with_the_location(tmp_path):
     from radvlm_verl.converters import chest_imagenome, ms_cxr
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import MS_CXR_HEADER, MimicImage, scene_graph, write_csv, write_json, write_mimic
 
     mimic = write_mimic(tmp_path / "m", [MimicImage("fake-1", "99000001", "59000001", width=100, height=100)])
@@ -398,7 +399,7 @@ def test_empty_vindr_class_and_numeric_padchest_sentence_name_the_location(tmp_p
     import json
 
     from radvlm_verl.converters import padchest_gr, vindr_cxr
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import VINDR_HEADER, write_csv, write_image
 
     write_image(tmp_path / "png" / "fakev.png", 100, 80)
@@ -420,7 +421,7 @@ def test_empty_vindr_class_and_numeric_padchest_sentence_name_the_location(tmp_p
 
 def test_truncated_gzip_and_non_utf8_csv_name_the_file_and_line(tmp_path):
     from radvlm_verl.converters import mimic_cxr
-    from radvlm_verl.converters.rows import ConversionError
+    from radvlm_verl.converters.errors import ConversionError
     from radvlm_verl.testing.cxr_layouts import MimicImage, write_image, write_mimic
 
     images = [MimicImage(f"fake-{n}", f"9900{n:04d}", f"5900{n:04d}") for n in range(300)]

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from radvlm_verl.converters import mimic_cxr
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.testing.cxr_layouts import MimicImage, mimic_test_images, write_mimic
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from radvlm_verl.converters import chexpert_plus, iu_xray
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.testing.cxr_layouts import iu_xml, write_csv, write_image
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from radvlm_verl.cli import main as cli_main
 from radvlm_verl.converters.radvlm_json import Options, convert, patient_key
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.errors import ConversionError
 
 REPORTS = ["Lungs are clear. No effusion.", "Small right effusion.", "Mild cardiomegaly.", "Left basilar atelectasis."]
 

@@ -39,8 +39,9 @@ from radvlm_verl.converters.common import (
     progress,
     write_rows,
 )
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.mimic_cxr import image_relpath
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.rows import ConversionSummary
 
 DATASET = "chest_imagenome"
 SPLIT_FILES = (("train", "train.csv"), ("val", "valid.csv"), ("test", "test.csv"))

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.common import SPLITS
-from radvlm_verl.converters.rows import BOX_FORMATS, DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ConversionError
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import BOX_FORMATS, DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
 def _csv_list(value: str) -> tuple[str, ...]:

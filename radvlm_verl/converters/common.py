@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
     BOX_FORMATS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
-    ConversionError,
     image_entry,
     make_row,
     split_fraction,

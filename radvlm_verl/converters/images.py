@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.core.atomic_files import atomic_path
 
 WINDOWS = ("minmax", "percentile", "dicom")

@@ -35,7 +35,8 @@ from radvlm_verl.converters.common import (
     progress,
     write_rows,
 )
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import ConversionSummary
 
 DATASET = "iu_xray"
 SECTIONS = ("findings", "impression")

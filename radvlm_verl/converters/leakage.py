@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from radvlm_verl.converters.rows import ConversionError
+from radvlm_verl.converters.errors import ConversionError
 
 # Datasets whose patient ids are MIMIC-CXR subject_ids.
 MIMIC_FAMILY = frozenset({"mimic_cxr", "ms_cxr", "chest_imagenome"})

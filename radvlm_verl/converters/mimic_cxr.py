@@ -44,7 +44,8 @@ from radvlm_verl.converters.common import (
     progress,
     write_rows,
 )
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import ConversionSummary
 
 DATASET = "mimic_cxr"
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition")  # the size is read from the image

@@ -35,7 +35,8 @@ from radvlm_verl.converters.common import (
     resolve_image,
     write_rows,
 )
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import ConversionSummary
 
 DATASET = "ms_cxr"
 COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")

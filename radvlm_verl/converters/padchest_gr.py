@@ -40,8 +40,9 @@ from radvlm_verl.converters.common import (
     progress,
     write_rows,
 )
+from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary
+from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.core.tasks import PHRASE_GROUNDING, REPORT
 
 DATASET = "padchest_gr"

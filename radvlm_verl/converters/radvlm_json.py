@@ -43,7 +43,8 @@ from radvlm_verl.converters.common import (
     progress,
     write_rows,
 )
-from radvlm_verl.converters.rows import ConversionError, ConversionSummary, split_fraction
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.rows import ConversionSummary, split_fraction
 from radvlm_verl.core.tasks import RL_TASKS
 
 # id prefix -> (task, dataset). Order matters: the first matching prefix wins.

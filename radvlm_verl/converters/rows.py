@@ -28,6 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.leakage import patient_key
 from radvlm_verl.core.atomic_files import remove_stale_temporaries, temporary_file, write_text_atomic
 from radvlm_verl.core.tasks import RL_TASKS
 
@@ -71,10 +73,6 @@ def row_schema(embed_images: bool = False) -> pa.Schema:
             ("extra_info", pa.struct(list(EXTRA_INFO_FIELDS))),
         ]
     )
-
-
-class ConversionError(ValueError):
-    """Malformed input; the message names the file and the row or line."""
 
 
 def image_entry(
@@ -335,8 +333,6 @@ def write_splits(
     :class:`radvlm_verl.converters.leakage.LeakageCheck`) sees each split's patient keys before
     anything is renamed and may refuse the whole write.
     """
-    from radvlm_verl.converters.leakage import patient_key
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     finished = finish_interrupted_commit(out_dir)
