@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 
+from radvlm_verl.boxes.formats import QWEN25_ABS, QWEN_REL1000, RADVLM_NORM01
 from radvlm_verl.core.tasks import (
     ABNORMALITY_DETECTION,
     ABNORMALITY_GROUNDING,
@@ -90,11 +91,11 @@ DETECTION_QUESTIONS = (
 
 # How the answer's boxes must be written, per box format (see radvlm_verl.boxes).
 BOX_FORMAT_HINTS = {
-    "radvlm_norm01": "Write each box as [x_min, y_min, x_max, y_max] with coordinates between 0 and 1 "
+    RADVLM_NORM01: "Write each box as [x_min, y_min, x_max, y_max] with coordinates between 0 and 1 "
     "relative to the image width and height.",
-    "qwen_rel1000": "Answer in JSON as a list of objects with a \"bbox_2d\" field "
+    QWEN_REL1000: "Answer in JSON as a list of objects with a \"bbox_2d\" field "
     "[x_min, y_min, x_max, y_max] in integer coordinates from 0 to 1000, and a \"label\" field.",
-    "qwen25_abs": "Answer in JSON as a list of objects with a \"bbox_2d\" field "
+    QWEN25_ABS: "Answer in JSON as a list of objects with a \"bbox_2d\" field "
     "[x_min, y_min, x_max, y_max] in pixel coordinates of the image you see, and a \"label\" field.",
 }
 

@@ -17,9 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import SPLITS
+from radvlm_verl.boxes.formats import BOX_FORMATS, DEFAULT_BOX_FORMAT
+from radvlm_verl.converters.common import SPLITS, THINKING_MODES
 from radvlm_verl.converters.errors import ConversionError
-from radvlm_verl.converters.rows import BOX_FORMATS, DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from radvlm_verl.converters.rows import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
 def _csv_list(value: str) -> tuple[str, ...]:
@@ -29,7 +30,7 @@ def _csv_list(value: str) -> tuple[str, ...]:
 def _add_common(p: argparse.ArgumentParser, *, grounding: bool = True, report: bool = True) -> None:
     g = p.add_argument_group("output and prompts (all datasets)")
     g.add_argument("--out-dir", type=Path, required=True, help="folder for train/val/test.parquet")
-    g.add_argument("--thinking", choices=("off", "suffix", "native"), default="off",
+    g.add_argument("--thinking", choices=THINKING_MODES, default="off",
                    help="off: instruct prompts; suffix: append ' /think' (RadVLM-Thinking); "
                    "native: no suffix, thinking flag set (Qwen3-VL-Thinking)")
     g.add_argument("--system-prompt", default=None, help="optional system message for every row")
@@ -37,7 +38,7 @@ def _add_common(p: argparse.ArgumentParser, *, grounding: bool = True, report: b
         g.add_argument("--style-constraint", action="store_true",
                        help="append the one-paragraph report instruction (base models)")
     if grounding:
-        g.add_argument("--box-format", choices=BOX_FORMATS, default="radvlm_norm01",
+        g.add_argument("--box-format", choices=BOX_FORMATS, default=DEFAULT_BOX_FORMAT,
                        help="the box format the model answers in (ground truth stays normalised [0,1])")
         g.add_argument("--box-hint", action="store_true", help="append the box-format instruction to grounding prompts")
     g.add_argument("--min-pixels", type=int, default=DEFAULT_MIN_PIXELS)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
+from radvlm_verl.boxes.formats import BOX_FORMATS, DEFAULT_BOX_FORMAT
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
-    BOX_FORMATS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
     image_entry,
@@ -57,7 +57,7 @@ class CommonOptions:
     thinking: str = "off"  # off | suffix (append " /think", RadVLM-Thinking) | native (Qwen3-VL-Thinking)
     system_prompt: str | None = None
     style_constraint: bool = False  # one-paragraph report instruction, for base models
-    box_format: str = "radvlm_norm01"  # how the model answers boxes (ground truth stays norm01)
+    box_format: str = DEFAULT_BOX_FORMAT  # how the model answers boxes (ground truth stays norm01)
     box_hint: bool = False  # append the box-format instruction to grounding prompts
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS

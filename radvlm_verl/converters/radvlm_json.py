@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from radvlm_verl.boxes.formats import RADVLM_NORM01
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
 from radvlm_verl.converters.common import (
     BoxDropped,
@@ -97,7 +98,7 @@ class Options(CommonOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.box_format != "radvlm_norm01" or self.box_hint or self.style_constraint:
+        if self.box_format != RADVLM_NORM01 or self.box_hint or self.style_constraint:
             raise ValueError(
                 "radvlm-json keeps each row's own question and RadVLM's normalised [0, 1] answers: "
                 "box_format must be radvlm_norm01, and box_hint and style_constraint must be off"

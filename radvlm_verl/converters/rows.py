@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from radvlm_verl.boxes.formats import BOX_FORMATS
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.leakage import patient_key
 from radvlm_verl.core.atomic_files import remove_stale_temporaries, temporary_file, write_text_atomic
@@ -36,8 +37,6 @@ from radvlm_verl.core.tasks import RL_TASKS
 # The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
 DEFAULT_MIN_PIXELS = 1024
 DEFAULT_MAX_PIXELS = 451584
-
-BOX_FORMATS = ("radvlm_norm01", "qwen_rel1000", "qwen25_abs")
 
 EXTRA_INFO_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("split", pa.string()),
