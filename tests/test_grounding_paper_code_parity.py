@@ -46,7 +46,7 @@ INVALID_BOX_REASON = (
 REWARD_EXCLUSIONS = {
     "invalid box": INVALID_BOX_REASON,
     "several </think>": "the answer is the text after the last </think>; the paper's grounding reward took "
-                        "the first (rewards/thinking.py)",
+                        "the first (core/thinking.py)",
 }
 EVALUATION_EXCLUSIONS = {
     "invalid box": INVALID_BOX_REASON,
@@ -55,7 +55,7 @@ EVALUATION_EXCLUSIONS = {
 }
 # Differences that no doc explains: reported, kept visible as strict xfails.
 FINDINGS = {
-    "spaced </think >": "finding: rewards/thinking.py's pattern also accepts whitespace inside the closing tag "
+    "spaced </think >": "finding: core/thinking.py's pattern also accepts whitespace inside the closing tag "
                         "('</think >'); the paper's code and the docs know only '</think>'",
 }
 
