@@ -47,19 +47,14 @@ REWARD_EXCLUSIONS = {
     "invalid box": INVALID_BOX_REASON,
     "several </think>": "the answer is the text after the last </think>; the paper's grounding reward took "
                         "the first (core/thinking.py)",
+    "spaced </think >": "the closing tag may carry whitespace before '>' ('</think >'); the paper's code "
+                        "knew only the exact '</think>' (core/thinking.py)",
 }
 EVALUATION_EXCLUSIONS = {
     "invalid box": INVALID_BOX_REASON,
     "other boxes read": "boxes are read by this project's parser, the reward's; the paper's evaluation regex "
                         "reads no sign, exponent or space after '[' (metrics/grounding.py)",
 }
-# Differences that no doc explains: reported, kept visible as strict xfails.
-FINDINGS = {
-    "spaced </think >": "finding: core/thinking.py's pattern also accepts whitespace inside the closing tag "
-                        "('</think >'); the paper's code and the docs know only '</think>'",
-}
-
-
 def ground_truth(case: dict) -> str:
     """The case's ground truth as the parquet contract stores it."""
     if "gt_objects" in case:
@@ -86,10 +81,6 @@ def reward_exclusion(case: dict) -> str | None:
         return "invalid box"
     if case["thinking"] and len(re.findall(r"</think>", case["answer"], flags=re.IGNORECASE)) > 1:
         return "several </think>"
-    return None
-
-
-def reward_finding(case: dict) -> str | None:
     if case["thinking"] and re.search(r"</think\s+>", case["answer"], flags=re.IGNORECASE):
         return "spaced </think >"
     return None
@@ -108,19 +99,17 @@ def evaluated(case: dict) -> bool:
     return "evaluation" in case and "error" not in case["evaluation"]
 
 
-def _params(cases, exclusion, reasons, finding=lambda case: None):
+def _params(cases, exclusion, reasons):
     params = []
     for case in cases:
         marks = []
         if exclusion(case):
             marks.append(pytest.mark.skip(reason=f"documented difference: {reasons[exclusion(case)]}"))
-        elif finding(case):
-            marks.append(pytest.mark.xfail(strict=True, reason=FINDINGS[finding(case)]))
         params.append(pytest.param(case, id=case["id"], marks=marks))
     return params
 
 
-@pytest.mark.parametrize("case", _params(CASES, reward_exclusion, REWARD_EXCLUSIONS, reward_finding))
+@pytest.mark.parametrize("case", _params(CASES, reward_exclusion, REWARD_EXCLUSIONS))
 def test_reward_equals_the_paper_code(case):
     ours = our_reward(case)
     assert ours["score"] == pytest.approx(case["reward"], abs=REWARD_TOLERANCE)
@@ -160,10 +149,10 @@ def test_zero_union_pairs_score_where_the_paper_code_raises():
 
 
 def test_every_exclusion_is_needed():
-    """Each exclusion and finding leaves out at least one case where ours really differs."""
+    """Each exclusion leaves out at least one case where ours really differs."""
     reward_differs, evaluation_differs = set(), set()
     for case in CASES:
-        reason = reward_exclusion(case) or reward_finding(case)
+        reason = reward_exclusion(case)
         if reason and our_reward(case)["score"] != pytest.approx(case["reward"], abs=REWARD_TOLERANCE):
             reward_differs.add(reason)
         if evaluated(case) and evaluation_exclusion(case):
@@ -172,7 +161,7 @@ def test_every_exclusion_is_needed():
             if (ours["radvlm_map"], ours["avg_iou"]) != pytest.approx(
                     (expected["mAP_0.5"], expected.get("avg_iou", 0.0)), abs=METRIC_TOLERANCE):
                 evaluation_differs.add(evaluation_exclusion(case))
-    assert reward_differs == set(REWARD_EXCLUSIONS) | set(FINDINGS)
+    assert reward_differs == set(REWARD_EXCLUSIONS)
     assert evaluation_differs == set(EVALUATION_EXCLUSIONS)
 
 
@@ -181,7 +170,7 @@ def test_the_fixture_covers_what_it_claims():
     assert kinds == {"hand", "random_near", "ap_hits", "empty_prediction", "empty_truth", "no_finding", "duplicates",
                      "many_to_one", "one_to_many", "grid_ties", "many_boxes", "several_labels", "invalid_boxes",
                      "zero_area_or_touching", "text_styles", "thinking", "random_sets"}
-    compared = [c for c in CASES if not reward_exclusion(c) and not reward_finding(c)]
+    compared = [c for c in CASES if not reward_exclusion(c)]
     assert len(compared) >= 600 and sum(evaluated(c) and not evaluation_exclusion(c) for c in CASES) >= 600
     # exact ties between two matchings that keep different numbers of pairs: the same boxes in
     # another order score differently, as the solver picks one or the other

@@ -6,7 +6,8 @@ evaluation): the reward kwarg ``thinking`` when given (it forces every sample), 
 ``_reasoning`` (the paper's code names its thinking data ``mimic_grpo_reasoning``).
 
 **The answer** (:func:`extract_answer`, one rule for every task): the text after the **last**
-``</think>`` (case-insensitive), stripped. A thinking response without ``</think>`` has no answer:
+``</think>`` (case-insensitive, and whitespace before the ``>`` is allowed: ``</think >`` closes the
+reasoning too, where the paper's code needed the exact tag), stripped. A thinking response without ``</think>`` has no answer:
 the caller applies its task's documented penalty. Non-thinking responses are the answer as a whole.
 
 The paper's code took the last tag for reports and the first for grounding; with one tag the two
