@@ -20,7 +20,7 @@ import pytest
 
 from radvlm_verl.rewards import compute_score
 from radvlm_verl.scorers.base import clear_scorers
-from radvlm_verl.scorers.fetch import FetchError, fetch_weights
+from radvlm_verl.scorers.fetch import FetchError, download_bar, fetch_weights
 from radvlm_verl.scorers.weights import (
     MANIFEST_NAME,
     RADGRAPH_MODEL_FILES,
@@ -282,3 +282,15 @@ def test_archive_with_a_path_outside_its_folder_is_refused(tmp_path):
             fetch_weights(tmp_path / "w", only=["radgraph"], endpoint=bad_hub.endpoint, progress=False)
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "w" / "radgraph").exists()
     assert read_manifest(tmp_path / "w") == {}
+
+
+def test_download_bar_shows_rate_and_eta_in_any_format_the_client_asks_for():
+    xet_format = "{l_bar}{bar}| {n_fmt:>5}B / {total_fmt:>5}B{postfix:>12}"  # huggingface_hub 1.x, Xet files
+    out = io.StringIO()
+    bar_class = download_bar("org/model/model.safetensors")
+    assert callable(getattr(bar_class, "update_transfer", None))  # the client then draws no second bar
+    with bar_class(total=4096, unit="B", unit_scale=True, desc="(…)tail of a URL", bar_format=xet_format,
+                   file=out) as bar:
+        bar.update(4096)
+        bar.update_transfer(4096)
+    assert re.search(r"org/model/model\.safetensors: 100%.*\[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?[kMG]?B/s\]", out.getvalue())

@@ -13,7 +13,8 @@ contacting the hub; of the others, every file that already matches the hub's siz
 kept, the rest are downloaded again (a download cut off mid-file is resumed by
 ``huggingface_hub`` with a Range request). Before downloading anything the hub is asked for each
 repository's file list; when it cannot be reached, :class:`FetchError` says so at once and gives
-the commands that fetch the same files by hand.
+the commands that fetch the same files by hand. Each download draws a bar with size, rate and ETA
+(:class:`DownloadBar`, on stderr).
 
 Example (not run as a doctest: it downloads):
     fetch_weights("/data/weights", only=["chexbert"])
@@ -60,16 +61,32 @@ class FetchError(RuntimeError):
 
 
 class DownloadBar(tqdm):
-    """The per-file bar ``hf_hub_download`` draws (size, rate, ETA), also when stderr is a log file.
+    """The per-file bar ``hf_hub_download`` draws: size, rate and ETA, also when stderr is a log file.
 
-    ``huggingface_hub``'s own bar hides itself when stderr is not a terminal; cluster jobs log to files.
+    ``huggingface_hub``'s own bar hides itself when stderr is not a terminal (cluster jobs log to
+    files), names the file by its URL, and for Xet-stored files uses a format without ETA plus a
+    second bar of network bytes; :func:`download_bar` makes one bar per file in tqdm's format.
     """
 
-    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any):
-        if label is not None:  # the client would show the download URL's tail
-            kwargs["desc"] = label
+    label: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.pop("bar_format", None)
+        if self.label is not None:
+            kwargs["desc"] = self.label
         kwargs.setdefault("mininterval", 0.5 if sys.stderr.isatty() else 15.0)
         super().__init__(*args, **kwargs)
+
+    def update_transfer(self, n: float | None = 1) -> None:
+        """Network bytes of a Xet download: having this method keeps the client from a second bar."""
+
+    def set_transfer_postfix_str(self, postfix: str, refresh: bool = False) -> None:
+        """The network rate of a Xet download (not shown)."""
+
+
+def download_bar(label: str) -> type[DownloadBar]:
+    """A :class:`DownloadBar` class labelled ``label`` (the client takes a class, and looks methods up on it)."""
+    return type("DownloadBar", (DownloadBar,), {"label": label})
 
 
 @dataclass(frozen=True)
@@ -167,8 +184,7 @@ class _Fetcher:
         if target.is_file() and _differs_from_hub(target, sibling) is None:
             return target  # finished by an earlier run
         target.unlink(missing_ok=True)
-        bar = (functools.partial(DownloadBar, label=f"{repo}/{sibling.rfilename}") if self.progress
-               else functools.partial(tqdm, disable=True))
+        bar = download_bar(f"{repo}/{sibling.rfilename}") if self.progress else functools.partial(tqdm, disable=True)
         path = Path(hf_hub_download(repo, sibling.rfilename, revision=commit, local_dir=local_dir,
                                     endpoint=self.endpoint, etag_timeout=HUB_TIMEOUT_S, tqdm_class=bar))
         problem = _differs_from_hub(path, sibling)
