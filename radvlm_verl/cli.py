@@ -1,4 +1,4 @@
-"""``radvlm-verl`` command line: doctor, demo, preflight, convert, evaluate."""
+"""``radvlm-verl`` command line: doctor, weights fetch, demo, preflight, convert, evaluate."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 from radvlm_verl.converters.cli import add_convert_commands
 from radvlm_verl.evaluation.cli import add_evaluate_command
+from radvlm_verl.scorers.radgraph import RADGRAPH_MODEL_TYPES
+from radvlm_verl.scorers.weights import WEIGHTS, WEIGHTS_ENV
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +18,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check that verl loads the plugin; list versions, GPUs, weights")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
+
+    weights = commands.add_parser("weights", help="scorer weights: fetch them from the Hugging Face hub")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    fetch = weights_commands.add_parser(
+        "fetch", help="download every scorer artifact into a weights directory, with a sha256 manifest; "
+        "re-running skips what is complete")
+    fetch.add_argument("--dest", type=Path, default=None, help=f"weights directory (default: ${WEIGHTS_ENV})")
+    fetch.add_argument("--only", nargs="+", choices=list(WEIGHTS), metavar="NAME",
+                       help=f"fetch only these artifacts: {', '.join(WEIGHTS)}")
+    fetch.add_argument("--radgraph-model", nargs="+", choices=RADGRAPH_MODEL_TYPES, default=["radgraph-xl"],
+                       metavar="TYPE", help="RadGraph archives to fetch (default radgraph-xl; RadCliQ-v1 was fit "
+                       f"with radgraph): {', '.join(RADGRAPH_MODEL_TYPES)}")
 
     demo = commands.add_parser("demo", help="CPU demo: convert the bundled sample and score it through verl's reward loop")
     demo.add_argument("--out-dir", type=Path, default=None)
@@ -41,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         from radvlm_verl import doctor
 
         return doctor.main(as_json=args.json)
+    if args.command == "weights":
+        from radvlm_verl.scorers import fetch
+
+        return fetch.main(args.dest, only=args.only, radgraph_models=args.radgraph_model)
     if args.command == "demo":
         from radvlm_verl.demo.run import run_demo
 

@@ -53,10 +53,10 @@ _PROBE = textwrap.dedent(
 
 
 def _weights() -> list[dict]:
-    """Which optional metric weights are found locally (``RADVLM_VERL_WEIGHTS`` or the HF cache)."""
+    """Which metric weights are found (``RADVLM_VERL_WEIGHTS`` or the HF cache), checked against the manifest."""
     from radvlm_verl.scorers.weights import describe_weights
 
-    return describe_weights()
+    return describe_weights(verify=True)
 
 
 def run_probe(env: dict[str, str] | None = None) -> dict:
@@ -97,7 +97,9 @@ def main(as_json: bool = False) -> int:
         print("       (no model-based scorer weights configured)")
     for item in report["weights"]:
         if item["present"]:
-            print(f"       {item['name']:<22} found    {item['path']}  (used by {item['used_by']})")
+            print(f"       {item['name']:<22} found    {item['path']}  {item['status']}: {item['detail']}  "
+                  f"(used by {item['used_by']})")
         else:
-            print(f"       {item['name']:<22} missing  (used by {item['used_by']}; {item['how_to_get']})")
+            print(f"       {item['name']:<22} missing  (used by {item['used_by']}; radvlm-verl weights fetch "
+                  f"--only {item['name']}, or by hand: {item['how_to_get']})")
     return 0 if ok else 1

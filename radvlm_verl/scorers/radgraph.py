@@ -43,7 +43,7 @@ from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_level
 from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
-from radvlm_verl.scorers.weights import resolve_weight
+from radvlm_verl.scorers.weights import RADGRAPH_MODEL_FILES, resolve_weight
 
 RADGRAPH_MODEL_TYPES = ("radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph")
 RADGRAPH_KEYS = ("radgraph_simple", "radgraph_partial", "radgraph_complete", "radgraph_combined")
@@ -173,7 +173,7 @@ class RadGraphScorer(BatchedPairScorer):
             raise ValueError(f"unknown RadGraph model_type {model_type!r}; expected one of {list(RADGRAPH_MODEL_TYPES)}")
         cache_root = resolve_weight("radgraph", path=model_cache_dir, weights_dir=weights_dir)
         model_dir = Path(cache_root) / model_type
-        missing = [f for f in ("config.json", "weights.th", "vocabulary") if not (model_dir / f).exists()]
+        missing = [f for f in RADGRAPH_MODEL_FILES if not (model_dir / f).exists()]
         if missing:
             raise ScorerError(
                 f"RadGraph model directory {str(model_dir)!r} lacks {missing}: extract {model_type}.tar.gz "

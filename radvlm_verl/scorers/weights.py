@@ -1,6 +1,7 @@
 """The one place that decides where scorer weights live.
 
-Each artifact in :data:`WEIGHTS` is resolved in this order, and nothing is ever downloaded:
+Each artifact in :data:`WEIGHTS` is resolved in this order, and nothing is downloaded at run time
+(``radvlm-verl weights fetch``, :mod:`radvlm_verl.scorers.fetch`, fills a weights directory):
 
 1. an explicit path passed by the caller (reward kwargs such as ``report_chexbert_path``);
 2. ``<weights_dir>/<default name>``, where ``weights_dir`` comes from the ``report_weights_dir``
@@ -9,7 +10,8 @@ Each artifact in :data:`WEIGHTS` is resolved in this order, and nothing is ever 
    hub files, radgraph's own extraction cache for RadGraph models.
 
 A missing artifact raises :class:`MissingWeightsError`, naming the file and how to get it.
-:func:`describe_weights` lists what is present (``radvlm-verl doctor``).
+:func:`describe_weights` lists what is present (``radvlm-verl doctor``) and, with ``verify=True``,
+checks it against the weights directory's manifest.
 
 Layout of a weights directory (every entry optional)::
 
@@ -19,6 +21,13 @@ Layout of a weights directory (every entry optional)::
       distilroberta-base/           BERTScore model of RadCliQ-v1
       distilbert-base-uncased/      BERTScore model of the reference's reward/evaluation
       radgraph/<model_type>/        extracted RadGraph archive (config.json, vocabulary/, weights.th)
+      weights-manifest.json         written by ``weights fetch``: each file's size and sha256
+
+The manifest maps an entry (an artifact name, or ``radgraph/<model_type>`` for each RadGraph
+model) to its hub source and its files (paths relative to the weights directory)::
+
+    {"format": 1, "entries": {"chexbert": {"repo": "StanfordAIMI/RRG_scorers", "revision": "<commit>",
+     "source": ["chexbert.pth"], "files": {"chexbert.pth": {"size": 1, "sha256": "..."}}}, ...}}
 
 Example:
     >>> spec = WEIGHTS["chexbert"]
@@ -28,13 +37,24 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from radvlm_verl.atomic import write_text_atomic
 from radvlm_verl.scorers.base import ScorerError
 
 WEIGHTS_ENV = "RADVLM_VERL_WEIGHTS"
+MANIFEST_NAME = "weights-manifest.json"
+MANIFEST_FORMAT = 1
+# What an extracted RadGraph model directory must hold (radgraph reads these three).
+RADGRAPH_MODEL_FILES = ("config.json", "weights.th", "vocabulary")
+FETCH_HINT = "radvlm-verl weights fetch --dest <weights_dir>"
+# A hub model repository's config and tokenizer files (each tokenizer type needs some of them).
+_CONFIG_AND_TOKENIZER = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.txt", "vocab.json", "merges.txt")
 
 
 class MissingWeightsError(ScorerError, FileNotFoundError):
@@ -52,7 +72,9 @@ class WeightSpec:
         hf_repo, hf_filename: where the artifact lives on the Hugging Face hub (``hf_filename`` None
             for a whole model repository).
         used_by: which reward needs it.
-        how_to_get: a shell command or instruction that fetches it (run by a person, never by us).
+        how_to_get: a shell command or instruction that fetches it by hand.
+        hub_files: for a whole-repository artifact, the top-level files ``weights fetch`` takes
+            (glob patterns): only what the scorer loads, not the repository's other formats.
     """
 
     name: str
@@ -62,6 +84,7 @@ class WeightSpec:
     hf_filename: str | None
     used_by: str
     how_to_get: str
+    hub_files: tuple[str, ...] = ()
 
 
 WEIGHTS: dict[str, WeightSpec] = {
@@ -84,6 +107,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             None,
             "chexbert, radcliq (CheXbert tokenizer and config)",
             "hf download google-bert/bert-base-uncased --local-dir <weights_dir>/bert-base-uncased",
+            _CONFIG_AND_TOKENIZER,  # CheXbert's own checkpoint holds the encoder weights
         ),
         WeightSpec(
             "distilroberta-base",
@@ -93,6 +117,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             None,
             "radcliq (BERTScore feature), bertscore with config=radcliq",
             "hf download distilbert/distilroberta-base --local-dir <weights_dir>/distilroberta-base",
+            (*_CONFIG_AND_TOKENIZER, "model.safetensors"),
         ),
         WeightSpec(
             "distilbert-base-uncased",
@@ -102,6 +127,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             None,
             "bertscore with config=eval (the reference's reward and evaluation setting)",
             "hf download distilbert/distilbert-base-uncased --local-dir <weights_dir>/distilbert-base-uncased",
+            (*_CONFIG_AND_TOKENIZER, "model.safetensors"),
         ),
         WeightSpec(
             "radgraph",
@@ -197,25 +223,117 @@ def resolve_weight(
     raise MissingWeightsError(
         f"{name} ({spec.default_name}, needed by {spec.used_by}) is missing: looked in {where}. "
         f"Get it with: {spec.how_to_get}; then pass its path explicitly, or set {WEIGHTS_ENV} "
-        f"(or the report_weights_dir reward kwarg) to the weights directory."
+        f"(or the report_weights_dir reward kwarg) to the weights directory. Or fetch it into a weights "
+        f"directory with: {FETCH_HINT} --only {name}"
     )
 
 
-def describe_weights(weights_dir: str | os.PathLike | None = None) -> list[dict]:
-    """One row per artifact: ``name, used_by, present, path, how_to_get`` (for ``radvlm-verl doctor``)."""
+def file_hexdigest(path: str | os.PathLike, digest=None) -> str:
+    """Feed a file in 1 MiB blocks to ``digest`` (a hashlib object, sha256 by default); its hex digest."""
+    digest = hashlib.sha256() if digest is None else digest
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(weights_dir: str | os.PathLike) -> dict[str, dict]:
+    """The manifest's entries (``{}`` when there is no manifest); ValueError when it is unreadable."""
+    path = Path(weights_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        entries = manifest["entries"]
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
+        for key, entry in entries.items():
+            for relative, expected in entry["files"].items():
+                if not (isinstance(relative, str) and isinstance(expected["size"], int)
+                        and isinstance(expected["sha256"], str)):
+                    raise ValueError(f"entry {key!r}: file {relative!r} lacks a size or sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{str(path)!r} is not a weights manifest: {error}") from error
+    return entries
+
+
+def record_manifest_entry(weights_dir: str | os.PathLike, key: str, entry: dict) -> Path:
+    """Add or replace one entry of the manifest (written atomically); returns the manifest's path.
+
+    The manifest is read again just before writing, so entries written meanwhile by another fetch
+    are kept. An unreadable manifest is replaced.
+    """
+    try:
+        entries = read_manifest(weights_dir)
+    except ValueError:
+        entries = {}
+    entries[key] = entry
+    text = json.dumps({"format": MANIFEST_FORMAT, "entries": dict(sorted(entries.items()))}, indent=1)
+    return write_text_atomic(Path(weights_dir) / MANIFEST_NAME, text + "\n")
+
+
+def entry_problems(weights_dir: str | os.PathLike, entry: dict) -> list[str]:
+    """What differs between the files on disk and a manifest entry: ``[]`` when every file matches."""
+    problems = []
+    for relative, expected in entry.get("files", {}).items():
+        path = Path(weights_dir) / relative
+        if not path.is_file():
+            problems.append(f"{relative} is missing")
+        elif path.stat().st_size != expected["size"]:
+            problems.append(f"{relative} has {path.stat().st_size} bytes, not {expected['size']}")
+        elif file_hexdigest(path) != expected["sha256"]:
+            problems.append(f"{relative} has another sha256")
+    if not entry.get("files"):
+        problems.append("the entry lists no files")
+    return problems
+
+
+def _manifest_status(name: str, path: Path, root: Path | None, entries: dict[str, dict]) -> tuple[str, str]:
+    """``(status, detail)`` of a present artifact: verified / modified against the manifest, else present."""
+    keys = [key for key in entries if key == name or key.startswith(name + "/")]
+    if root is None or not keys or not path.resolve().is_relative_to(root.resolve()):
+        return "present", "not in a weights manifest"
+    problems = [problem for key in keys for problem in entry_problems(root, entries[key])]
+    if problems:
+        return "modified", "; ".join(problems)
+    return "verified", f"{sum(len(entries[key]['files']) for key in keys)} files match {MANIFEST_NAME}"
+
+
+def describe_weights(weights_dir: str | os.PathLike | None = None, *, verify: bool = False) -> list[dict]:
+    """One row per artifact: ``name, used_by, present, path, how_to_get`` (for ``radvlm-verl doctor``).
+
+    With ``verify`` each row also has ``status`` and ``detail``: ``missing``; ``present`` (found, but
+    not listed in the weights directory's manifest, for example in the Hugging Face cache);
+    ``verified`` (every file the manifest lists has its recorded size and sha256) or ``modified``
+    (``detail`` names the files that differ). Verifying reads every listed file.
+    """
+    root = weights_dir_from(weights_dir)
+    entries: dict[str, dict] = {}
+    manifest_error = None
+    if verify and root is not None:
+        try:
+            entries = read_manifest(root)
+        except ValueError as error:
+            manifest_error = str(error)
     rows = []
     for name, spec in WEIGHTS.items():
         try:
             path: str | None = str(resolve_weight(name, weights_dir=weights_dir))
         except MissingWeightsError:
             path = None
-        rows.append(
-            {
-                "name": name,
-                "used_by": spec.used_by,
-                "present": path is not None,
-                "path": path,
-                "how_to_get": spec.how_to_get,
-            }
-        )
+        row = {
+            "name": name,
+            "used_by": spec.used_by,
+            "present": path is not None,
+            "path": path,
+            "how_to_get": spec.how_to_get,
+        }
+        if verify:
+            if path is None:
+                row["status"], row["detail"] = "missing", ""
+            elif manifest_error is not None:
+                row["status"], row["detail"] = "present", manifest_error
+            else:
+                row["status"], row["detail"] = _manifest_status(name, Path(path), root, entries)
+        rows.append(row)
     return rows
