@@ -43,7 +43,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from radvlm_verl.atomic import write_text_atomic
+from radvlm_verl.core.atomic_files import write_text_atomic
 from radvlm_verl.scorers.base import ScorerError
 
 WEIGHTS_ENV = "RADVLM_VERL_WEIGHTS"
