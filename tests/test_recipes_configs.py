@@ -9,8 +9,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from radvlm_verl.integration import preflight
-from radvlm_verl.integration.preflight import REQUIRED_MARK, unset_required
+from radvlm_verl.checks import config as preflight_config
+from radvlm_verl.checks.config import REQUIRED_MARK, unset_required
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "radvlm_verl" / "configs"
@@ -32,7 +32,7 @@ TASK_REWARD = {"report_radcliq": ("report_reward", "radcliq"), "report_bertscore
 
 @functools.lru_cache(maxsize=None)
 def _compose_cached(config_name, overrides):
-    return preflight.compose(config_name, overrides)
+    return preflight_config.compose(config_name, overrides)
 
 
 def compose(config_name, overrides):

@@ -10,7 +10,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
-from radvlm_verl.integration.preflight import Report, cluster_problems, main, run_preflight
+from radvlm_verl.checks.preflight import main, run_preflight
+from radvlm_verl.checks.resources import cluster_problems
+from radvlm_verl.checks.result import CheckResult
 from radvlm_verl.templates import BOX_FORMAT_HINTS
 
 
@@ -80,7 +82,7 @@ def data(tmp_path_factory):
 
 def check(*overrides, config="grpo"):
     report = run_preflight(config, list(overrides), plugin=False, cluster=False)
-    assert isinstance(report, Report)
+    assert isinstance(report, CheckResult)
     return report
 
 
