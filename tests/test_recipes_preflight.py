@@ -177,6 +177,20 @@ def test_thinking_suffix_must_match_policy(data):
     assert "ends with '/think'" in suffix_data_for_qwen.errors[0] and "--thinking native" in suffix_data_for_qwen.errors[0]
 
 
+def test_new_policy_file_is_picked_up_without_code_change(data, tmp_path):
+    """A policy YAML the code has never seen states its thinking mode in its defaults; the preflight reads it."""
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "new_thinker.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - qwen3vl_8b_instruct\n  - /thinking: suffix\n  - _self_\n")
+    found = ["policy=new_thinker", f"hydra.searchpath=[pkg://verl.trainer.config,file://{tmp_path}]"]
+    native = check(*found, *files(data["report_native"]))
+    assert "policy 'new_thinker' expects data converted with --thinking suffix" in native.errors[0]
+    suffix = check(*found, *files(data["report_suffix"]))
+    assert suffix.ok, suffix.format()
+    assert "config: " in suffix.notes[0] and "policy=new_thinker" in suffix.notes[0]
+    assert "thinking=suffix" in suffix.notes[0]
+
+
 def test_forced_thinking_kwarg_skips_the_flag_check(data):
     report = check("policy=qwen3vl_8b_thinking", *files(data["report"]), "+reward.reward_kwargs.thinking=true")
     assert report.ok, report.format()

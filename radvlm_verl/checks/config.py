@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from radvlm_verl.checks.result import CheckResult
-from radvlm_verl.integration.reward_loop import compose_config
+from radvlm_verl.integration.reward_loop import CONFIG_MODULE, compose_config
 from radvlm_verl.service.config import parse_service_config
 
 # Required values in the shipped configs are interpolations to this missing node (see _grpo_defaults.yaml).
@@ -29,6 +29,19 @@ LAUNCHER_HINTS = {
     "model.path": "MODEL_PATH",
     "trainer.nnodes": "NNODES",
 }
+
+
+def config_groups() -> list[str]:
+    """The config groups of the package's configs: its folders of YAML files (task, policy, ...).
+
+    Read from the directory, so that a new group is reported without a code change here.
+    """
+    from importlib.resources import files
+
+    return sorted(
+        folder.name for folder in files(CONFIG_MODULE).iterdir()
+        if folder.is_dir() and any(entry.name.endswith(".yaml") for entry in folder.iterdir())
+    )
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:

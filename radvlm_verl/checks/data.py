@@ -15,9 +15,6 @@ from typing import Any
 from radvlm_verl.checks.config import local_path, reward_kwargs_of
 from radvlm_verl.checks.result import CheckResult
 
-# Policies whose data must be converted with a given --thinking mode.
-THINKING_STYLE = {"qwen3vl_8b_thinking": "native", "radvlm_thinking": "suffix"}
-
 IMAGES_TO_PROBE = 16
 
 
@@ -133,12 +130,14 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], resul
     policy = str(choices.get("policy") or "")
     if "thinking" in reward_kwargs or not policy:
         return  # thinking forced for every sample by the reward kwarg
-    thinking_policy = policy.endswith("thinking")
+    # A thinking policy selects the --thinking mode its data needs in its defaults (configs/thinking/).
+    style = choices.get("thinking")
+    thinking_policy = style is not None
     flags = [as_bool(info.get("thinking")) if info and info.get("thinking") is not None
              else str(source).endswith("_reasoning") for source, info in zip(sources, infos, strict=True)]
     wrong = [i for i, flag in enumerate(flags) if flag != thinking_policy]
     if wrong:
-        mode = THINKING_STYLE.get(policy, "native or suffix") if thinking_policy else "off"
+        mode = style or "off"
         result.errors.append(
             f"{what}: {path.name}: {len(wrong)} of {len(flags)} rows have extra_info.thinking="
             f"{not thinking_policy} (first: {_row_label(infos[wrong[0]], wrong[0])}) but policy {policy!r} "
@@ -146,7 +145,6 @@ def _check_rl_rows(path: Path, what: str, cfg, choices: Mapping[str, Any], resul
         )
         return
 
-    style = THINKING_STYLE.get(policy)
     if style is None:
         return
     first = next(pq.ParquetFile(path).iter_batches(batch_size=IMAGES_TO_PROBE, columns=[prompt_key]))

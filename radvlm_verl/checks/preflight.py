@@ -48,6 +48,7 @@ from radvlm_verl.checks.config import (
     check_reward_kwargs,
     check_verl_validation,
     compose,
+    config_groups,
     unset_required,
 )
 from radvlm_verl.checks.data import check_data
@@ -70,8 +71,8 @@ def run_preflight(
     except Exception as exc:  # hydra raises several types; all mean "these overrides do not compose"
         result.errors.append(f"config {config_name!r} with overrides {list(overrides)} does not compose: {exc}")
         return result
-    result.notes.append("config: " + ", ".join(f"{g}={c}" for g, c in choices.items()
-                                               if g in ("task", "policy", "placement", "reward_service")))
+    groups = config_groups()
+    result.notes.append("config: " + ", ".join(f"{g}={c}" for g, c in choices.items() if g in groups))
     unset = unset_required(OmegaConf.to_container(cfg, resolve=False))
     for key in unset:
         result.errors.append(f"{key} is not set (launchers: {LAUNCHER_HINTS.get(key, key + '=...')})")
