@@ -47,12 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["preflight"]:
-        from radvlm_verl.integration import preflight
+        from radvlm_verl.checks import preflight
 
         return preflight.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "doctor":
-        from radvlm_verl import doctor
+        from radvlm_verl.checks import doctor
 
         return doctor.main(as_json=args.json)
     if args.command == "weights":

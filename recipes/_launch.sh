@@ -8,7 +8,7 @@ check_inputs() {
   shift
   [[ "${PREFLIGHT:-1}" == 0 ]] && return 0
   # shellcheck disable=SC2086  # PREFLIGHT_ARGS is a list of options
-  if ! "$PYTHON" -m radvlm_verl.integration.preflight --config-name="$CONFIG_NAME" ${PREFLIGHT_ARGS:-} "$@"; then
+  if ! "$PYTHON" -m radvlm_verl.checks.preflight --config-name="$CONFIG_NAME" ${PREFLIGHT_ARGS:-} "$@"; then
     echo "error: preflight checks failed for $what (see the lines above); nothing was started" >&2
     exit 2
   fi

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from radvlm_verl.integration import preflight
-from radvlm_verl.integration.preflight import REQUIRED_MARK, unset_required
+from radvlm_verl.checks import config as preflight_config
+from radvlm_verl.checks.config import REQUIRED_MARK, config_groups, unset_required
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "radvlm_verl" / "configs"
@@ -32,7 +32,7 @@ TASK_REWARD = {"report_radcliq": ("report_reward", "radcliq"), "report_bertscore
 
 @functools.lru_cache(maxsize=None)
 def _compose_cached(config_name, overrides):
-    return preflight.compose(config_name, overrides)
+    return preflight_config.compose(config_name, overrides)
 
 
 def compose(config_name, overrides):
@@ -279,3 +279,15 @@ def test_rollout_context_resolves_in_verl_dataclass():
 def test_policy_states_its_box_format(policy, box_format):
     cfg, _ = compose("grpo", ["task=grounding_soft_f1", f"policy={policy}", *FILLED])
     assert cfg.reward.reward_kwargs.grounding_box_format == box_format
+
+
+@pytest.mark.parametrize("policy,thinking", [("qwen3vl_8b_instruct", None), ("qwen3vl_8b_thinking", "native"),
+                                             ("radvlm", None), ("radvlm_thinking", "suffix")])
+def test_policy_states_its_thinking_mode(policy, thinking):
+    """A thinking policy selects, in its defaults, the --thinking mode its data is converted with."""
+    _, choices = compose("grpo", [f"policy={policy}", *FILLED])
+    assert choices.get("thinking") == thinking
+
+
+def test_config_groups_are_read_from_the_config_folder():
+    assert config_groups() == sorted([*GROUPS, "thinking"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from radvlm_verl.integration.preflight import compose, unset_required
+from radvlm_verl.checks.config import compose, unset_required
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -115,12 +115,12 @@ def test_launcher_stops_when_checks_fail(tmp_path):
     """The launcher's own logic: a failing preflight means exit 2 and verl is never started."""
     log = tmp_path / "calls.log"
     python = _stub(tmp_path / "python", f'echo "$@" >> {log}\n'
-                   'if [[ "$2" == radvlm_verl.integration.preflight ]]; then echo "preflight: error: x" >&2; exit 2; fi\n')
+                   'if [[ "$2" == radvlm_verl.checks.preflight ]]; then echo "preflight: error: x" >&2; exit 2; fi\n')
     proc = launch("run.sh", "report_gleu", "radvlm", env={"PYTHON": str(python), "DATA_DIR": "/d"}, check=False)
     assert proc.returncode == 2
     assert "preflight checks failed for task=report_gleu policy=radvlm" in proc.stderr
     calls = log.read_text().splitlines()
-    assert len(calls) == 1 and calls[0].startswith("-m radvlm_verl.integration.preflight --config-name=grpo task=report_gleu")
+    assert len(calls) == 1 and calls[0].startswith("-m radvlm_verl.checks.preflight --config-name=grpo task=report_gleu")
 
 
 @pytest.mark.slow

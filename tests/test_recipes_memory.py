@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from radvlm_verl.integration.memory import QWEN3_VL_8B_CONFIG, ModelShape, estimate, load_model_config
-from radvlm_verl.integration.preflight import compose, run_preflight
+from radvlm_verl.checks.config import compose
+from radvlm_verl.checks.memory import QWEN3_VL_8B_CONFIG, ModelShape, estimate, load_model_config
+from radvlm_verl.checks.preflight import run_preflight
 
 FILLED = ["data.train_files=/d/train.parquet", "data.val_files=/d/val.parquet"]
 QWEN25_VL_3B_TEXT = {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36, "num_attention_heads": 16,

@@ -10,7 +10,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
-from radvlm_verl.integration.preflight import Report, cluster_problems, main, run_preflight
+from radvlm_verl.checks.preflight import main, run_preflight
+from radvlm_verl.checks.resources import cluster_problems
+from radvlm_verl.checks.result import CheckResult
 from radvlm_verl.templates import BOX_FORMAT_HINTS
 
 
@@ -80,7 +82,7 @@ def data(tmp_path_factory):
 
 def check(*overrides, config="grpo"):
     report = run_preflight(config, list(overrides), plugin=False, cluster=False)
-    assert isinstance(report, Report)
+    assert isinstance(report, CheckResult)
     return report
 
 
@@ -173,6 +175,20 @@ def test_thinking_suffix_must_match_policy(data):
     assert "--thinking suffix" in native_data_for_radvlm.errors[0]
     suffix_data_for_qwen = check("policy=qwen3vl_8b_thinking", *files(data["report_suffix"]))
     assert "ends with '/think'" in suffix_data_for_qwen.errors[0] and "--thinking native" in suffix_data_for_qwen.errors[0]
+
+
+def test_new_policy_file_is_picked_up_without_code_change(data, tmp_path):
+    """A policy YAML the code has never seen states its thinking mode in its defaults; the preflight reads it."""
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "new_thinker.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - qwen3vl_8b_instruct\n  - /thinking: suffix\n  - _self_\n")
+    found = ["policy=new_thinker", f"hydra.searchpath=[pkg://verl.trainer.config,file://{tmp_path}]"]
+    native = check(*found, *files(data["report_native"]))
+    assert "policy 'new_thinker' expects data converted with --thinking suffix" in native.errors[0]
+    suffix = check(*found, *files(data["report_suffix"]))
+    assert suffix.ok, suffix.format()
+    assert "config: " in suffix.notes[0] and "policy=new_thinker" in suffix.notes[0]
+    assert "thinking=suffix" in suffix.notes[0]
 
 
 def test_forced_thinking_kwarg_skips_the_flag_check(data):

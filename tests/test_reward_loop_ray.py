@@ -77,7 +77,7 @@ def test_importlib_loaded_manager(ray_cluster, tokenizer_dir):
 def test_drop_in_reward_file_with_verls_naive_manager(ray_cluster, tokenizer_dir):
     scores, extra = _score(tokenizer_dir, [
         "reward.reward_manager.name=naive",
-        f"reward.custom_reward_function.path={REPO / 'reward_plugins' / 'cxr_report_reward.py'}",
+        f"reward.custom_reward_function.path={REPO / 'radvlm_verl' / 'integration' / 'reward_files' / 'cxr_report_reward.py'}",
         "+reward.custom_reward_function.reward_kwargs.report_reward=gleu",
     ])
     assert scores == pytest.approx(_expected())

@@ -65,8 +65,8 @@ async def test_custom_function_and_non_finite_scores(tokenizer, config):
         await RadVLMRewardManager(config, tokenizer, bad).run_single(batch)
 
 
-@pytest.mark.parametrize("path", ["pkg://radvlm_verl.rewards", "pkg://reward_plugins.cxr_reward",
-                                  "pkg://reward_plugins.cxr_report_reward"])
+@pytest.mark.parametrize("path", ["pkg://radvlm_verl.rewards", "pkg://radvlm_verl.integration.reward_files.cxr_reward",
+                                  "pkg://radvlm_verl.integration.reward_files.cxr_report_reward"])
 async def test_our_function_loaded_by_verl_keeps_one_key_set(tokenizer, path):
     """verl wraps a custom function in functools.partial; the manager still finds its key set."""
     from verl.trainer.ppo.reward import get_custom_reward_fn

@@ -1,4 +1,4 @@
-"""Every reward_plugins file loads through verl's own custom-reward loader, by file path and by pkg://."""
+"""Every drop-in reward file loads through verl's own custom-reward loader, by file path and by pkg://."""
 
 from pathlib import Path
 
@@ -6,7 +6,8 @@ import pytest
 from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGINS = sorted(p.stem for p in (REPO / "reward_plugins").glob("cxr_*.py"))
+REWARD_FILES = REPO / "radvlm_verl" / "integration" / "reward_files"
+PLUGINS = sorted(p.stem for p in REWARD_FILES.glob("cxr_*.py"))
 
 REPORT = ("cxr_report/mimic_cxr", "No focal consolidation.", "No focal consolidation. Heart size normal.")
 GROUNDING = ("cxr_grounding/ms_cxr", "[0.1, 0.1, 0.5, 0.5]", '{"boxes": [[0.1, 0.1, 0.5, 0.5]]}')
@@ -27,7 +28,8 @@ def test_every_plugin_is_found():
 @pytest.mark.parametrize("form", ["file", "pkg"])
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_plugin_scores_through_verls_loader(plugin, form):
-    fn = _load(str(REPO / "reward_plugins" / f"{plugin}.py") if form == "file" else f"pkg://reward_plugins.{plugin}")
+    fn = _load(str(REWARD_FILES / f"{plugin}.py") if form == "file"
+               else f"pkg://radvlm_verl.integration.reward_files.{plugin}")
     # Rows without extra_info["task"]: cxr_reward routes by data_source, the others force their task.
     source, answer, truth = GROUNDING if plugin == "cxr_grounding_reward" else REPORT
     result = fn(data_source=source, solution_str=answer, ground_truth=truth, extra_info={})

@@ -13,6 +13,8 @@ import subprocess
 import sys
 import textwrap
 
+from radvlm_verl.checks.result import CheckResult
+
 # Runs in a fresh interpreter; prints one JSON object on its last line.
 _PROBE = textwrap.dedent(
     """
@@ -60,6 +62,7 @@ def _weights() -> list[dict]:
 
 
 def run_probe(env: dict[str, str] | None = None) -> dict:
+    """Run the probe in a fresh interpreter; what it found, or ``probe_error`` when it did not finish."""
     proc = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -103,3 +106,17 @@ def main(as_json: bool = False) -> int:
             print(f"       {item['name']:<22} missing  (used by {item['used_by']}; radvlm-verl weights fetch "
                   f"--only {item['name']}, or by hand: {item['how_to_get']})")
     return 0 if ok else 1
+
+
+def check_plugin(result: CheckResult) -> None:
+    """Preflight check: verl registers the radvlm manager on ``import verl`` in a fresh process (as in Ray workers)."""
+    probe = run_probe()
+    if "radvlm" in probe.get("managers", []):
+        result.notes.append("plugin: verl registers the radvlm reward manager")
+        return
+    detail = probe.get("plugin_error") or probe.get("verl_import_error") or probe.get("probe_error") or ""
+    last = detail.strip().splitlines()[-1] if detail.strip() else "no error was raised"
+    result.errors.append(
+        f"verl does not load the radvlm-verl plugin ({last}); run `radvlm-verl doctor`, and check that "
+        "radvlm-verl is installed in this Python and VERL_USE_EXTERNAL_PLUGINS is unset or 'auto'"
+    )

@@ -2,7 +2,7 @@
 
     pip install radvlm-verl
     python -m verl.trainer.main_ppo ... \
-        reward.custom_reward_function.path=pkg://reward_plugins.cxr_reward   # or this file's path
+        reward.custom_reward_function.path=pkg://radvlm_verl.integration.reward_files.cxr_reward  # or this file's path
         reward.custom_reward_function.name=compute_score
 
 Each sample is routed by ``extra_info["task"]`` ("report", or a grounding task such as

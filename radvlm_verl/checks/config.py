@@ -1,0 +1,115 @@
+"""Config checks of the preflight: the overrides compose, required values are set, the reward kwargs
+are valid and verl's own driver-side validation accepts the config.
+
+Example:
+    >>> unset_required({"data": {"train_files": "${SET_ME.data.train_files}", "seed": 1}})
+    ['data.train_files']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from radvlm_verl.checks.result import CheckResult
+from radvlm_verl.integration.reward_loop import CONFIG_MODULE, compose_config
+from radvlm_verl.service.config import parse_service_config
+
+# Required values in the shipped configs are interpolations to this missing node (see _grpo_defaults.yaml).
+REQUIRED_MARK = "${SET_ME."
+
+# How the launchers set each required value.
+LAUNCHER_HINTS = {
+    "data.train_files": "DATA_DIR (with train.parquet) or TRAIN_FILES",
+    "data.val_files": "DATA_DIR (with val.parquet) or VAL_FILES",
+    "actor_rollout_ref.model.path": "MODEL_PATH",
+    "model.path": "MODEL_PATH",
+    "trainer.nnodes": "NNODES",
+}
+
+
+def config_groups() -> list[str]:
+    """The config groups of the package's configs: its folders of YAML files (task, policy, ...).
+
+    Read from the directory, so that a new group is reported without a code change here.
+    """
+    from importlib.resources import files
+
+    return sorted(
+        folder.name for folder in files(CONFIG_MODULE).iterdir()
+        if folder.is_dir() and any(entry.name.endswith(".yaml") for entry in folder.iterdir())
+    )
+
+
+def compose(config_name: str, overrides: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """Compose ``config_name`` from the package's configs; return the config and the group choices."""
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = compose_config(config_name, overrides, return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices, resolve=False)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, dict(choices)
+
+
+def reward_kwargs_of(cfg) -> dict[str, Any]:
+    """``reward.reward_kwargs`` as a plain dict (empty when the config has none)."""
+    from omegaconf import OmegaConf
+
+    node = cfg.reward.get("reward_kwargs")
+    return dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+
+
+def _walk(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _walk(value, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, node
+
+
+def unset_required(raw: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose unresolved value still points at ``SET_ME`` (required and not set)."""
+    return [key for key, value in _walk(raw) if isinstance(value, str) and REQUIRED_MARK in value]
+
+
+def local_path(uri: str) -> Path | None:
+    """A filesystem path for a local file or ``file://`` URI; None for hdfs/http and the like."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" or len(parsed.scheme) == 1:  # plain path (or a Windows drive letter)
+        return Path(os.path.expanduser(uri))
+    return None
+
+
+def check_reward_kwargs(cfg, result: CheckResult) -> None:
+    """Ask the reward functions for their result keys: bad names or values raise, no model runs."""
+    from radvlm_verl import rewards
+
+    manager = cfg.reward.reward_manager
+    if manager.source != "register" or manager.name != "radvlm" or cfg.reward.custom_reward_function.path:
+        result.notes.append("reward: not the radvlm manager with its built-in rewards; reward kwargs not checked")
+        return
+    kwargs = reward_kwargs_of(cfg)
+    try:
+        parse_service_config(kwargs.pop("scorer_service", None))  # the service's own options
+        keys = rewards.result_keys(**kwargs)
+    except (TypeError, ValueError) as exc:
+        result.errors.append(f"reward.reward_kwargs: {exc}")
+        return
+    result.notes.append(f"reward: {kwargs or 'defaults'} -> keys {keys}")
+
+
+def check_verl_validation(cfg, result: CheckResult) -> None:
+    """verl's own driver-side validation (batch sizes divisible by the GPU count, micro batches set)."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    try:
+        validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    except (AssertionError, ValueError, TypeError) as exc:
+        result.errors.append(f"verl rejects the config: {exc}")

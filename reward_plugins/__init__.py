@@ -1,1 +1,0 @@
-"""Drop-in verl reward functions (``reward.custom_reward_function.path=pkg://reward_plugins.<file>``)."""
