@@ -7,8 +7,16 @@ import pytest
 from qwen_vl_utils.vision_process import smart_resize as qwen_utils_smart_resize
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize as hf_smart_resize
 
-from radvlm_verl.boxes import frame, frame_from_extra_info, parse_boxes, pixel_frame, read_prediction, render_boxes
-from radvlm_verl.boxes.formats import BOX_FORMATS, smart_resize, valid_boxes
+from radvlm_verl.boxes import Frame, frame, frame_from_extra_info, parse_boxes, read_prediction, render_boxes
+from radvlm_verl.boxes.formats import (
+    BOX_FORMATS,
+    BOX_OUTSIDE_IMAGE,
+    DEGENERATE_BOX,
+    BoxDropped,
+    normalise_pixel_box,
+    smart_resize,
+    valid_boxes,
+)
 
 REF_MIN, REF_MAX = 1024, 451584  # the reference parquet's min/max pixels
 
@@ -67,12 +75,30 @@ def test_smart_resize_rejects_bad_arguments(kwargs, match):
 
 def test_ms_cxr_chain_from_datasets_reference():
     # MS-CXR x, y, w, h = 100, 200, 300, 400 on a 2000 x 2500 (W x H) image.
-    norm = pixel_frame(2000, 2500).to_norm([[100, 200, 400, 600]])
+    norm = np.array([normalise_pixel_box(100, 200, 400, 600, 2000, 2500)])
     np.testing.assert_allclose(norm, [[0.05, 0.08, 0.2, 0.24]])
     assert frame("qwen_rel1000").from_norm(norm, quantize=True).tolist() == [[50, 80, 200, 240]]
     abs_frame = frame("qwen25_abs", orig_width=2000, orig_height=2500, min_pixels=REF_MIN, max_pixels=REF_MAX)
     assert (abs_frame.width, abs_frame.height) == (588, 728)
     assert abs_frame.from_norm(norm, quantize=True).tolist() == [[29, 58, 118, 175]]
+
+
+def test_dataset_boxes_rule():
+    # up to 10% of the image outside it: clipped; further out, or no area after clipping: dropped
+    assert normalise_pixel_box(-150, 0, 400, 2600, 2000, 2500) == [0.0, 0.0, 0.2, 1.0]
+    assert normalise_pixel_box(0.1, 0.2, 0.3, 0.4) == [0.1, 0.2, 0.3, 0.4]
+    for box, reason in (((-250, 0, 400, 600, 2000, 2500), BOX_OUTSIDE_IMAGE),
+                        ((0.5, 0.1, 0.5, 0.4), DEGENERATE_BOX),
+                        ((0.5, 0.1, 0.2, 0.4), DEGENERATE_BOX),
+                        ((1.01, 0.1, 1.05, 0.4), DEGENERATE_BOX)):
+        with pytest.raises(BoxDropped) as dropped:
+            normalise_pixel_box(*box)
+        assert dropped.value.reason == reason, box
+    for box, match in (((1, 2, 3, "x"), r"box y2 is not a number: 'x'"),
+                       ((1, 2, 3, float("inf")), "box y2 is not finite"),
+                       ((1, 2, 3, 4, 0, 100), "image size 0x100 is not positive")):
+        with pytest.raises(ValueError, match=match):
+            normalise_pixel_box(*box)
 
 
 def test_qwen3_factor_changes_the_absolute_frame():
@@ -87,7 +113,7 @@ def _frames():
         "radvlm_norm01": frame("radvlm_norm01"),
         "qwen_rel1000": frame("qwen_rel1000"),
         "qwen25_abs": frame("qwen25_abs", orig_width=2544, orig_height=3056, min_pixels=REF_MIN, max_pixels=REF_MAX),
-        "pixels": pixel_frame(2544, 3056),
+        "pixels": Frame("pixels", 2544.0, 3056.0),
     }
 
 

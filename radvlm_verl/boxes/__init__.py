@@ -1,7 +1,8 @@
 """Bounding boxes for CXR grounding: formats, parsing, IoU and matching.
 
 - :mod:`~radvlm_verl.boxes.formats`: coordinate frames per model (``radvlm_norm01``,
-  ``qwen_rel1000``, ``qwen25_abs``), Qwen's ``smart_resize``, validity rule;
+  ``qwen_rel1000``, ``qwen25_abs``), Qwen's ``smart_resize``, the validity rules of model boxes
+  and of dataset boxes (``normalise_pixel_box``, which every converter's boxes pass);
 - :mod:`~radvlm_verl.boxes.parse`: boxes from model text and ground truth from parquet values;
 - :mod:`~radvlm_verl.boxes.iou`: vectorised IoU / GIoU matrices;
 - :mod:`~radvlm_verl.boxes.matching`: Hungarian one-to-one matching.
@@ -21,7 +22,7 @@ from radvlm_verl.boxes.formats import (
     Frame,
     frame,
     frame_from_extra_info,
-    pixel_frame,
+    normalise_pixel_box,
     smart_resize,
     valid_boxes,
 )
@@ -54,8 +55,8 @@ __all__ = [
     "hungarian_match",
     "iou_matrix",
     "parse_boxes",
+    "normalise_pixel_box",
     "parse_ground_truth",
-    "pixel_frame",
     "read_prediction",
     "render_boxes",
     "smart_resize",

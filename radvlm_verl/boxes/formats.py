@@ -17,12 +17,22 @@ resized size comes from :func:`smart_resize` on the original size and the row's
 ``min_pixels``/``max_pixels`` (factor 28 for Qwen2/2.5-VL, 32 for Qwen3-VL), never from the
 magnitudes of the numbers.
 
+Two validity rules, for two kinds of boxes:
+
+- a dataset's box (pixels of the original image, or already normalised) becomes a stored box
+  through :func:`normalise_pixel_box`: up to :data:`BOX_MARGIN` (10%) outside the image is
+  clipped, further out or without area after clipping it is dropped (:class:`BoxDropped`);
+- a model's box is usable when :func:`box_is_valid`: finite, not inverted, and at most
+  :data:`RANGE_TOLERANCE` (1%) outside the image; usable boxes are clipped by the reader.
+
 Example:
     >>> smart_resize(2500, 2000, factor=28, min_pixels=1024, max_pixels=451584)
     (728, 588)
     >>> f = frame("qwen25_abs", orig_width=2000, orig_height=2500, min_pixels=1024, max_pixels=451584)
     >>> f.from_norm([[0.05, 0.08, 0.2, 0.24]], quantize=True).tolist()
     [[29.0, 58.0, 118.0, 175.0]]
+    >>> normalise_pixel_box(100, 200, 400, 600, 2000, 2500)
+    [0.05, 0.08, 0.2, 0.24]
 """
 
 from __future__ import annotations
@@ -49,21 +59,32 @@ MAX_ASPECT_RATIO = 200  # qwen-vl-utils and the HF processors refuse more elonga
 # be clipped rather than declared invalid.
 RANGE_TOLERANCE = 0.01
 
+# How far (a fraction of the image) a dataset's box may reach outside the image and still be clipped
+# to it: annotation tools let boxes overshoot the border a little; further out, the numbers are wrong
+# (pixels given as fractions, another image's size) and clipping would invent a box.
+BOX_MARGIN = 0.1
+DEGENERATE_BOX = "degenerate box (zero or negative size after clipping) skipped"
+BOX_OUTSIDE_IMAGE = f"box reaching more than {BOX_MARGIN:.0%} of the image outside it skipped"
+
 __all__ = [
     "BOX_FORMATS",
+    "BOX_MARGIN",
+    "BOX_OUTSIDE_IMAGE",
     "DEFAULT_BOX_FORMAT",
+    "DEGENERATE_BOX",
     "QWEN2_FACTOR",
     "QWEN3_FACTOR",
     "QWEN25_ABS",
     "QWEN_REL1000",
     "RADVLM_NORM01",
     "RANGE_TOLERANCE",
+    "BoxDropped",
     "Frame",
     "as_box_array",
     "box_is_valid",
     "frame",
     "frame_from_extra_info",
-    "pixel_frame",
+    "normalise_pixel_box",
     "smart_resize",
     "valid_boxes",
 ]
@@ -140,7 +161,7 @@ class Frame:
     """A box coordinate frame: ``width`` x ``height`` units span the whole image.
 
     Attributes:
-        name: the box format (or ``"pixels"`` for original-image pixels).
+        name: the box format (another name, e.g. ``"pixels"``, for any other frame).
         width, height: units across the image (1 for normalised, 1000 for Qwen relative,
             the resized or original pixel size otherwise).
         decimals: digits kept when quantising (``None``: keep floats; 0: integers).
@@ -225,13 +246,6 @@ def _qwen25_frame(orig_width: Any, orig_height: Any, min_pixels: Any, max_pixels
     return Frame(QWEN25_ABS, float(w_r), float(h_r), decimals=0, clip_x=w_r - 1.0, clip_y=h_r - 1.0)
 
 
-def pixel_frame(orig_width: float, orig_height: float) -> Frame:
-    """Absolute pixels of the original image (raw dataset boxes, COCO export)."""
-    if _missing(orig_width) or _missing(orig_height) or float(orig_width) <= 0 or float(orig_height) <= 0:
-        raise ValueError(f"pixel frame needs a positive image size, got {orig_width}x{orig_height}")
-    return Frame("pixels", float(orig_width), float(orig_height))
-
-
 def _missing(value: Any) -> bool:
     if value is None:
         return True
@@ -295,3 +309,44 @@ def box_is_valid(x1: float, y1: float, x2: float, y2: float, tolerance: float = 
     low, high = -tolerance, 1.0 + tolerance
     # comparisons with NaN are False, so NaN and inf boxes come out invalid
     return x2 > x1 and y2 > y1 and low <= x1 <= high and low <= y1 <= high and low <= x2 <= high and low <= y2 <= high
+
+
+class BoxDropped(Exception):
+    """A dataset box :func:`normalise_pixel_box` drops; ``reason`` says why (a converter's drop reason)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def normalise_pixel_box(
+    x1: Any, y1: Any, x2: Any, y2: Any, width: Any = 1.0, height: Any = 1.0
+) -> list[float]:
+    """A dataset's ``xyxy`` box on a ``width`` x ``height`` image as a stored [0, 1] box: the one rule.
+
+    ``width = height = 1`` for boxes already normalised.
+
+    - a coordinate or size that is not a finite number, or a size <= 0: ``ValueError`` (malformed
+      input, which a converter reports with its location);
+    - a box reaching more than :data:`BOX_MARGIN` of the image outside it: :class:`BoxDropped`;
+    - otherwise clipped to [0, 1]; a box with no area left: :class:`BoxDropped`.
+    """
+    values = []
+    for name, value in zip(("x1", "y1", "x2", "y2", "width", "height"), (x1, y1, x2, y2, width, height)):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"box {name} is not a number: {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"box {name} is not finite: {value!r}")
+        values.append(number)
+    x1, y1, x2, y2, width, height = values
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width:g}x{height:g} is not positive")
+    box = [x1 / width, y1 / height, x2 / width, y2 / height]
+    if any(v < -BOX_MARGIN or v > 1 + BOX_MARGIN for v in box):
+        raise BoxDropped(BOX_OUTSIDE_IMAGE)
+    box = [min(max(v, 0.0), 1.0) for v in box]
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise BoxDropped(DEGENERATE_BOX)
+    return box

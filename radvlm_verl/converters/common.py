@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl import templates
-from radvlm_verl.boxes.formats import BOX_FORMATS, DEFAULT_BOX_FORMAT
+# BoxDropped and BOX_OUTSIDE_IMAGE are read here by the converters and their tests
+from radvlm_verl.boxes.formats import (  # noqa: F401
+    BOX_FORMATS,
+    BOX_OUTSIDE_IMAGE,
+    DEFAULT_BOX_FORMAT,
+    BoxDropped,
+    normalise_pixel_box,
+)
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.images import WINDOWS, ImageStore
 from radvlm_verl.converters.rows import (
@@ -361,56 +368,22 @@ def first_section(sections: dict[str, str | None], order: Sequence[str]) -> tupl
 # --- boxes -----------------------------------------------------------------------------------
 
 
-# How far (a fraction of the image) a box may reach outside the image and still be clipped to it:
-# annotation tools let boxes overshoot the border a little; further out, the numbers are wrong
-# (pixels given as fractions, another image's size) and clipping would invent a box.
-BOX_MARGIN = 0.1
-DEGENERATE_BOX = "degenerate box (zero or negative size after clipping) skipped"
-BOX_OUTSIDE_IMAGE = f"box reaching more than {BOX_MARGIN:.0%} of the image outside it skipped"
-
-
-class BoxDropped(Exception):
-    """A box the coordinate rule drops; ``reason`` is the summary's drop reason."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
 def norm_box(
     x1: Any, y1: Any, x2: Any, y2: Any, width: Any = 1.0, height: Any = 1.0, *, where: str
 ) -> list[float]:
-    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy``: the one coordinate rule.
+    """Pixel ``xyxy`` on a ``width`` x ``height`` image -> [0, 1] ``xyxy`` by the one coordinate rule,
+    :func:`radvlm_verl.boxes.formats.normalise_pixel_box`, which every converter's boxes pass.
 
-    Every converter's boxes pass here (``width = height = 1`` for boxes already normalised):
-
-    - a coordinate or size that is not a finite number, or a size <= 0: :class:`ConversionError`
-      naming ``where`` (malformed input stops the run);
-    - a box reaching more than :data:`BOX_MARGIN` of the image outside it: :class:`BoxDropped`;
-    - otherwise clipped to [0, 1]; a box with no area left: :class:`BoxDropped`.
+    Malformed numbers or sizes raise :class:`ConversionError` naming ``where``; a box the rule
+    drops raises :class:`BoxDropped` (its ``reason`` is the summary's drop reason).
 
     >>> norm_box(100, 200, 400, 600, 2000, 2500, where="example")
     [0.05, 0.08, 0.2, 0.24]
     """
-    values = []
-    for name, value in zip(("x1", "y1", "x2", "y2", "width", "height"), (x1, y1, x2, y2, width, height)):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConversionError(f"{where}: box {name} is not a number: {value!r}") from None
-        if not math.isfinite(number):
-            raise ConversionError(f"{where}: box {name} is not finite: {value!r}")
-        values.append(number)
-    x1, y1, x2, y2, width, height = values
-    if width <= 0 or height <= 0:
-        raise ConversionError(f"{where}: image size {width:g}x{height:g} is not positive")
-    box = [x1 / width, y1 / height, x2 / width, y2 / height]
-    if any(v < -BOX_MARGIN or v > 1 + BOX_MARGIN for v in box):
-        raise BoxDropped(BOX_OUTSIDE_IMAGE)
-    box = [min(max(v, 0.0), 1.0) for v in box]
-    if box[2] <= box[0] or box[3] <= box[1]:
-        raise BoxDropped(DEGENERATE_BOX)
-    return box
+    try:
+        return normalise_pixel_box(x1, y1, x2, y2, width, height)
+    except ValueError as exc:
+        raise ConversionError(f"{where}: {exc}") from None
 
 
 def distinct_boxes(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
