@@ -154,3 +154,16 @@ def test_no_finding_ground_truth_is_empty(value):
 def test_bad_ground_truth_raises_clear_errors(value, match):
     with pytest.raises(ValueError, match=match):
         parse_ground_truth(value)
+
+
+def test_written_ground_truth_reads_back():
+    from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
+
+    other = [0.5, 0.5, 0.6, 0.6]
+    gt = parse_ground_truth(grounding_truth("phrase_grounding", "opacity", [BOX, other, BOX], 2000, 2500))
+    assert gt.boxes.tolist() == [BOX, other]  # each box once
+    assert gt.labels == ("opacity", "opacity") and gt.image_size == (2000.0, 2500.0)
+    gt = parse_ground_truth(detection_truth([("Cardiomegaly", [BOX]), ("Nodule/Mass", [other])], 512, 400))
+    assert gt.boxes.tolist() == [BOX, other]
+    assert gt.labels == ("Cardiomegaly", "Nodule/Mass") and gt.image_size == (512.0, 400.0)
+    assert parse_ground_truth(detection_truth([], 512, 400)).boxes.shape == (0, 4)

@@ -14,8 +14,9 @@ possessive quantifiers, so scanning is linear in the text length even on adversa
 (megabytes of digits and brackets).
 
 Ground truth (:func:`parse_ground_truth`): the parquet contract's JSON string (``"boxes"`` or, for
-detection, ``"objects"``), the short form ``{"boxes": [...]}``, a JSON list of boxes, the reference
-pipeline's answer sentence with boxes in the text, a list of boxes, or a numpy object array.
+detection, ``"objects"``; its schema, writer and reader are :mod:`radvlm_verl.core.ground_truth`),
+the short form ``{"boxes": [...]}``, a JSON list of boxes, the reference pipeline's answer sentence
+with boxes in the text, a list of boxes, or a numpy object array.
 
 Example:
     >>> parse_boxes('```json\\n[{"bbox_2d": [50, 80, 200, 240], "label": "nodule"}]\\n```').labels
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, box_is_valid
+from radvlm_verl.core.ground_truth import read_truth
 
 __all__ = [
     "BOX_PATTERN",
@@ -227,25 +229,15 @@ def checked_ground_truth(boxes: Any, where: str = "") -> np.ndarray:
 
 
 def _from_mapping(value: dict) -> GroundTruth:
-    coord = value.get("coord")
-    if coord not in (None, "xyxy_norm01"):
-        raise ValueError(f"ground truth coord={coord!r} is not supported; store boxes as 'xyxy_norm01'")
-    size = value.get("image_size")
-    image_size = (float(size[0]), float(size[1])) if size is not None and len(size) == 2 else None
-    if "objects" in value and value["objects"] is not None:
-        boxes, labels = [], []
-        for k, obj in enumerate(value["objects"]):
-            if not isinstance(obj, dict) or "boxes" not in obj:
-                raise ValueError(f"ground truth objects[{k}] must be a dict with 'boxes', got {obj!r}")
-            arr = checked_ground_truth(obj["boxes"] if obj["boxes"] is not None else [], f"objects[{k}]")
-            boxes.append(arr)
-            labels.extend([obj.get("label")] * len(arr))
-        stacked = np.concatenate(boxes) if boxes else np.zeros((0, 4))
-        return GroundTruth(stacked, tuple(labels), image_size)
-    if "boxes" in value:
-        arr = checked_ground_truth(value["boxes"] if value["boxes"] is not None else [], "'boxes'")
-        return GroundTruth(arr, (value.get("label"),) * len(arr), image_size)
-    raise ValueError(f"ground truth JSON needs 'boxes' or 'objects', got keys {sorted(value)}")
+    fields = read_truth(value)
+    boxes: list[np.ndarray] = []
+    labels: list[str | None] = []
+    for group in fields.groups:
+        arr = checked_ground_truth(group.boxes if group.boxes is not None else [], group.where)
+        boxes.append(arr)
+        labels.extend([group.label] * len(arr))
+    stacked = np.concatenate(boxes) if boxes else np.zeros((0, 4))
+    return GroundTruth(stacked, tuple(labels), fields.image_size)
 
 
 def parse_ground_truth(value: Any) -> GroundTruth:

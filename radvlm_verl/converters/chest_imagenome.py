@@ -28,7 +28,6 @@ from radvlm_verl.converters.common import (
     BoxDropped,
     CommonOptions,
     RowBuilder,
-    grounding_truth,
     image_key,
     image_store,
     iter_csv,
@@ -42,6 +41,7 @@ from radvlm_verl.converters.common import (
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.mimic_cxr import image_relpath
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.core.ground_truth import grounding_truth
 
 DATASET = "chest_imagenome"
 SPLIT_FILES = (("train", "train.csv"), ("val", "valid.csv"), ("test", "test.csv"))

@@ -386,43 +386,6 @@ def norm_box(
         raise ConversionError(f"{where}: {exc}") from None
 
 
-def distinct_boxes(boxes: Sequence[Sequence[float]]) -> list[list[float]]:
-    """``boxes`` as floats, each box once (first-appearance order).
-
-    A box given twice (a repeated source row, two readers drawing the same box) would be a second
-    ground-truth object that a perfect answer can never match.
-    """
-    out: dict[tuple[float, ...], None] = {}
-    for box in boxes:
-        out.setdefault(tuple(map(float, box)), None)
-    return [list(b) for b in out]
-
-
-def grounding_truth(task: str, label: str, boxes: Sequence[Sequence[float]], width: int, height: int) -> str:
-    """Ground-truth JSON of a one-label grounding row (boxes normalised [0, 1] ``xyxy``, each once)."""
-    return json.dumps(
-        {
-            "task": task,
-            "label": label,
-            "boxes": distinct_boxes(boxes),
-            "coord": "xyxy_norm01",
-            "image_size": [int(width), int(height)],
-        }
-    )
-
-
-def detection_truth(objects: Sequence[tuple[str, Sequence[Sequence[float]]]], width: int, height: int) -> str:
-    """Ground-truth JSON of an abnormality-detection row (``objects`` empty for no finding)."""
-    return json.dumps(
-        {
-            "task": "abnormality_detection",
-            "objects": [{"label": label, "boxes": distinct_boxes(boxes)} for label, boxes in objects],
-            "coord": "xyxy_norm01",
-            "image_size": [int(width), int(height)],
-        }
-    )
-
-
 # --- rows ------------------------------------------------------------------------------------
 
 

@@ -23,7 +23,6 @@ from radvlm_verl.converters.common import (
     BoxDropped,
     CommonOptions,
     RowBuilder,
-    grounding_truth,
     image_key,
     image_store,
     iter_csv,
@@ -37,6 +36,7 @@ from radvlm_verl.converters.common import (
 )
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.core.ground_truth import grounding_truth
 
 DATASET = "ms_cxr"
 COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")

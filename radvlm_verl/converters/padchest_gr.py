@@ -30,7 +30,6 @@ from radvlm_verl.converters.common import (
     CommonOptions,
     RowBuilder,
     clean_report,
-    grounding_truth,
     image_store,
     iter_csv,
     limited,
@@ -43,6 +42,7 @@ from radvlm_verl.converters.common import (
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.core.ground_truth import grounding_truth
 from radvlm_verl.core.tasks import PHRASE_GROUNDING, REPORT
 
 DATASET = "padchest_gr"

@@ -34,8 +34,6 @@ from radvlm_verl.converters.common import (
     BoxDropped,
     CommonOptions,
     RowBuilder,
-    detection_truth,
-    grounding_truth,
     image_key,
     image_store,
     limited,
@@ -46,6 +44,7 @@ from radvlm_verl.converters.common import (
 )
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary, split_fraction
+from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
 from radvlm_verl.core.tasks import RL_TASKS
 
 # id prefix -> (task, dataset). Order matters: the first matching prefix wins.

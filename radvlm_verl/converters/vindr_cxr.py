@@ -34,8 +34,6 @@ from radvlm_verl.converters.common import (
     CommonOptions,
     RowBuilder,
     carve_split,
-    detection_truth,
-    grounding_truth,
     image_store,
     iter_csv,
     limited,
@@ -47,6 +45,7 @@ from radvlm_verl.converters.common import (
 from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
 from radvlm_verl.core.tasks import ABNORMALITY_DETECTION, ABNORMALITY_GROUNDING
 
 DATASET = "vindr_cxr"

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from radvlm_verl.converters.common import grounding_truth
 from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
+from radvlm_verl.core.ground_truth import grounding_truth
 
 # Invented report sentences (not from any dataset).
 SENTENCES = (
