@@ -3,7 +3,8 @@
 - :mod:`~radvlm_verl.boxes.formats`: coordinate frames per model (``radvlm_norm01``,
   ``qwen_rel1000``, ``qwen25_abs``), Qwen's ``smart_resize``, the validity rules of model boxes
   and of dataset boxes (``normalise_pixel_box``, which every converter's boxes pass);
-- :mod:`~radvlm_verl.boxes.parse`: boxes from model text and ground truth from parquet values;
+- :mod:`~radvlm_verl.boxes.parse`: boxes from model text and ground truth from parquet values, and
+  ``read_grounding``, the one read of a grounding rollout (reward and metrics);
 - :mod:`~radvlm_verl.boxes.iou`: vectorised IoU / GIoU matrices;
 - :mod:`~radvlm_verl.boxes.matching`: Hungarian one-to-one matching.
 
@@ -29,12 +30,14 @@ from radvlm_verl.boxes.formats import (
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix
 from radvlm_verl.boxes.matching import hungarian_match
 from radvlm_verl.boxes.parse import (
+    GroundingRead,
     GroundTruth,
     ParsedBoxes,
     Prediction,
     checked_ground_truth,
     parse_boxes,
     parse_ground_truth,
+    read_grounding,
     read_prediction,
 )
 from radvlm_verl.boxes.render import render_boxes
@@ -46,6 +49,7 @@ __all__ = [
     "QWEN3_FACTOR",
     "Frame",
     "GroundTruth",
+    "GroundingRead",
     "ParsedBoxes",
     "Prediction",
     "checked_ground_truth",
@@ -57,6 +61,7 @@ __all__ = [
     "parse_boxes",
     "normalise_pixel_box",
     "parse_ground_truth",
+    "read_grounding",
     "read_prediction",
     "render_boxes",
     "smart_resize",

@@ -18,6 +18,9 @@ detection, ``"objects"``; its schema, writer and reader are :mod:`radvlm_verl.co
 the short form ``{"boxes": [...]}``, a JSON list of boxes, the reference pipeline's answer sentence
 with boxes in the text, a list of boxes, or a numpy object array.
 
+A grounding rollout (:func:`read_grounding`, the one read of the grounding reward and the grounding
+metrics): the row's ground truth, and the boxes of the model's answer in the row's frame.
+
 Example:
     >>> parse_boxes('```json\\n[{"bbox_2d": [50, 80, 200, 240], "label": "nodule"}]\\n```').labels
     ['nodule']
@@ -31,25 +34,28 @@ import bisect
 import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, box_is_valid
+from radvlm_verl.boxes.formats import RANGE_TOLERANCE, Frame, as_box_array, box_is_valid, frame_from_extra_info
 from radvlm_verl.core.ground_truth import read_truth
 
 __all__ = [
     "BOX_PATTERN",
     "GroundTruth",
+    "GroundingRead",
     "ParsedBoxes",
     "Prediction",
     "checked_ground_truth",
     "parse_boxes",
     "parse_ground_truth",
+    "read_grounding",
     "read_prediction",
     "read_prediction_rows",
+    "sample_name",
 ]
 
 _NUM = r"(-?\d++(?:\.\d++)?(?:[eE][-+]?\d++)?)"
@@ -285,3 +291,80 @@ def _parse_ground_truth_value(value: Any) -> GroundTruth:
     if value is None:
         raise ValueError("ground truth is None; expected boxes (JSON string, text or list)")
     raise ValueError(f"unsupported ground truth type {type(value).__name__}; expected a JSON string, text or boxes")
+
+
+class GroundingRead(NamedTuple):
+    """One grounding rollout read against its row (:func:`read_grounding`).
+
+    Attributes:
+        truth: the row's ground truth.
+        answered: the answer is not empty (a thinking response without ``</think>`` has none).
+        boxes: the answer's boxes, normalised as :func:`read_prediction_rows` gives them: valid
+            ones clipped to [0, 1], invalid ones as written (divided by the frame size).
+        valid: per box, :func:`~radvlm_verl.boxes.formats.box_is_valid`. What an invalid box is
+            worth is each metric's rule (the reward: IoU 0; the evaluation: a zero-area box).
+        labels: per box, the ``label`` of its Qwen JSON object, else ``None``; only read with
+            ``labels=True`` (else empty).
+    """
+
+    truth: GroundTruth
+    answered: bool
+    boxes: list[tuple[float, float, float, float]]
+    valid: list[bool]
+    labels: list[str | None]
+
+
+def sample_name(extra_info: Mapping[str, Any]) -> str:
+    """How errors name a row: ``id=...`` or ``index=...`` of its ``extra_info``, else ``sample``."""
+    for key in ("id", "index"):
+        if extra_info.get(key) is not None:
+            return f"{key}={extra_info[key]!r}"
+    return "sample"
+
+
+def read_grounding(
+    answer: str | None,
+    ground_truth: Any,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    box_format: str | None = None,
+    factor: int | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    labels: bool = False,
+) -> GroundingRead:
+    """Read a grounding rollout: the ground truth, then the answer's boxes in the row's frame.
+
+    Args:
+        answer: the model's answer, already split from any reasoning (``None`` or empty: no answer,
+            and no box is read).
+        ground_truth: any form :func:`parse_ground_truth` reads.
+        extra_info: the row's ``extra_info`` (``box_format``, ``orig_width``, ``orig_height``,
+            ``min_pixels``, ``max_pixels``; ``id`` names the row in errors).
+        box_format, factor, min_pixels, max_pixels: overrides of
+            :func:`~radvlm_verl.boxes.formats.frame_from_extra_info`.
+        labels: also read each box's label (slower; the reward does not need them).
+
+    Raises:
+        ValueError: malformed ground truth, or a frame that cannot be built (unknown format, sizes
+            missing for ``qwen25_abs``, only when there is an answer), naming the row.
+    """
+    info = extra_info or {}
+    try:
+        truth = parse_ground_truth(ground_truth)
+    except ValueError as exc:
+        raise ValueError(f"grounding ground truth of {sample_name(info)}: {exc}") from None
+    if not answer:
+        return GroundingRead(truth, False, [], [], [])
+    try:
+        frame = frame_from_extra_info(
+            info, box_format=box_format, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
+        )
+    except ValueError as exc:
+        raise ValueError(f"grounding box frame of {sample_name(info)}: {exc}") from None
+    if not labels:
+        boxes, valid = read_prediction_rows(answer, frame)
+        return GroundingRead(truth, True, boxes, valid, [])
+    parsed = parse_boxes(answer)
+    boxes, valid = _normalised(parsed.boxes.tolist(), frame, RANGE_TOLERANCE)
+    return GroundingRead(truth, True, boxes, valid, parsed.labels)

@@ -49,9 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, frame_from_extra_info, valid_boxes
+from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, valid_boxes
 from radvlm_verl.boxes.iou import iou_matrix
-from radvlm_verl.boxes.parse import checked_ground_truth, parse_ground_truth, read_prediction
+from radvlm_verl.boxes.parse import GroundingRead, checked_ground_truth, read_grounding
 from radvlm_verl.core.atomic_files import write_text_atomic
 from radvlm_verl.core.thinking import extract_answer
 
@@ -61,6 +61,7 @@ __all__ = [
     "coco_stats",
     "radvlm_map",
     "radvlm_sample_ap",
+    "sample_from_read",
     "sample_from_rollout",
     "to_coco",
     "write_coco_json",
@@ -150,24 +151,25 @@ def sample_from_rollout(
     Raises:
         ValueError: malformed ground truth, or sizes missing for ``qwen25_abs``.
     """
+    read = read_grounding(
+        extract_answer(response, thinking), ground_truth, extra_info, box_format=box_format,
+        factor=resize_factor, min_pixels=min_pixels, max_pixels=max_pixels, labels=True,
+    )
+    return sample_from_read(image_id, read, extra_info)
+
+
+def sample_from_read(image_id: Any, read: GroundingRead, extra_info: Mapping[str, Any] | None = None) -> GroundingSample:
+    """The :class:`GroundingSample` of a rollout read by :func:`~radvlm_verl.boxes.parse.read_grounding`
+    (with ``labels=True``); the image size comes from the ground truth, else from ``extra_info``."""
     info = extra_info or {}
-    gt = parse_ground_truth(ground_truth)
-    answer = extract_answer(response, thinking)
+    gt = read.truth
     image_size = gt.image_size
     if image_size is None and info.get("orig_width") and info.get("orig_height"):
         image_size = (float(info["orig_width"]), float(info["orig_height"]))
     label = info.get("label")
-    if answer:
-        frm = frame_from_extra_info(
-            info, box_format=box_format, factor=resize_factor, min_pixels=min_pixels, max_pixels=max_pixels
-        )
-        pred = read_prediction(answer, frm)
-        boxes, labels = pred.boxes, list(pred.labels)
-    else:
-        boxes, labels = np.zeros((0, 4)), []
     return GroundingSample(
-        image_id=image_id, pred_boxes=boxes, gt_boxes=gt.boxes, image_size=image_size,
-        label=None if label is None else str(label), pred_labels=labels, gt_labels=list(gt.labels),
+        image_id=image_id, pred_boxes=read.boxes, gt_boxes=gt.boxes, image_size=image_size,
+        label=None if label is None else str(label), pred_labels=list(read.labels), gt_labels=list(gt.labels),
     )
 
 

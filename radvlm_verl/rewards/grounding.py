@@ -68,13 +68,21 @@ from typing import Any
 
 import numpy as np
 
-from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR, frame_from_extra_info
+from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
-from radvlm_verl.boxes.parse import parse_ground_truth, read_prediction_rows
+from radvlm_verl.boxes.parse import GroundingRead, read_grounding, sample_name
 from radvlm_verl.core.thinking import extract_answer
 
-__all__ = ["GROUNDING_REWARDS", "RESULT_KEYS", "GroundingOptions", "grounding_options", "score_boxes", "score_grounding"]
+__all__ = [
+    "GROUNDING_REWARDS",
+    "RESULT_KEYS",
+    "GroundingOptions",
+    "grounding_options",
+    "score_boxes",
+    "score_grounding",
+    "score_read",
+]
 
 # reward name -> (lowest, highest) score
 GROUNDING_REWARDS = {"soft_f1": (0.0, 1.0), "iou": (0.0, 1.0), "giou": (-1.0, 1.0)}
@@ -121,6 +129,15 @@ class GroundingOptions:
     @functools.cached_property
     def empty_score(self) -> float:
         return self.high if self.no_finding_score is None else self.no_finding_score
+
+    def read(
+        self, answer: str | None, ground_truth: Any, extra_info: Mapping[str, Any] | None, *, labels: bool = False
+    ) -> GroundingRead:
+        """:func:`~radvlm_verl.boxes.parse.read_grounding` with these options' box format and resize."""
+        return read_grounding(
+            answer, ground_truth, extra_info, box_format=self.box_format, factor=self.resize_factor,
+            min_pixels=self.min_pixels, max_pixels=self.max_pixels, labels=labels,
+        )
 
 
 _OPTION_NAMES = tuple(GroundingOptions.__dataclass_fields__)
@@ -316,13 +333,6 @@ def score_boxes(
 
 
 
-def _sample_name(extra_info: Mapping[str, Any]) -> str:
-    for key in ("id", "index"):
-        if extra_info.get(key) is not None:
-            return f"{key}={extra_info[key]!r}"
-    return "sample"
-
-
 def score_grounding(
     solution_str: str,
     ground_truth: Any,
@@ -350,23 +360,18 @@ def score_grounding(
             missing for ``qwen25_abs`` (configuration and data errors, never model output).
     """
     opts = grounding_options(**options)
-    info = extra_info or {}
-    try:
-        gt = parse_ground_truth(ground_truth)
-    except ValueError as exc:
-        raise ValueError(f"grounding ground truth of {_sample_name(info)}: {exc}") from None
-    answer = extract_answer(solution_str, thinking)
-    if not answer:
-        return _result(opts.low, n_gt=len(gt.boxes), gt_empty=float(len(gt.boxes) == 0))
-    try:
-        frame = frame_from_extra_info(
-            info, box_format=opts.box_format, factor=opts.resize_factor,
-            min_pixels=opts.min_pixels, max_pixels=opts.max_pixels,
-        )
-    except ValueError as exc:
-        raise ValueError(f"grounding reward for {_sample_name(info)}: {exc}") from None
-    pred, valid = read_prediction_rows(answer, frame)
-    result = score_boxes(pred, gt.rows, opts, valid)
+    return score_read(opts.read(extract_answer(solution_str, thinking), ground_truth, extra_info), opts, extra_info)
+
+
+def score_read(read: GroundingRead, options: GroundingOptions, extra_info: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """Score a rollout read by :func:`~radvlm_verl.boxes.parse.read_grounding` (``extra_info`` names it in errors).
+
+    No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
+    """
+    n_gt = len(read.truth.rows)
+    if not read.answered:
+        return _result(options.low, n_gt=n_gt, gt_empty=float(n_gt == 0))
+    result = score_boxes(read.boxes, read.truth.rows, options, read.valid)
     if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
-        raise RuntimeError(f"grounding reward produced a non-finite score for {_sample_name(info)}")
+        raise RuntimeError(f"grounding reward produced a non-finite score for {sample_name(extra_info or {})}")
     return result
