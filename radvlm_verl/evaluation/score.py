@@ -3,35 +3,41 @@
 Report rows (``task == "report"``):
 
 ================  ==========================================================================
-column            value (all from the project's metrics and scorers; nothing re-implemented)
+column            value (all from the project's rewards, metrics and scorers; nothing re-implemented)
 ================  ==========================================================================
 rouge_l           :func:`radvlm_verl.metrics.lexical.rouge_l` on the raw answer
-bertscore         BERTScore F1, ``distilbert-base-uncased`` layer 5, rescaled, IDF off (``eval``)
+bertscore         the ``bertscore`` report reward: BERTScore F1, ``distilbert-base-uncased``
+                  layer 5, rescaled, IDF off (``eval``)
 chexbert_*        14 binary CheXbert labels of answer and reference (corpus F1 is computed
                   from them later), and the pair's micro F1 ``chexbert_label_f1``
-radgraph_*        RadGraph F1 ``simple``/``partial``/``complete`` (the table's RGF1 is complete)
+radgraph_*        the ``radgraph`` report reward at each level, ``simple``/``partial``/``complete``
+                  (the table's RGF1 is complete)
 radcliq_v1        RadCliQ-v1 (lower is better) = −(the ``radcliq`` report reward), with features
 green             GREEN through a judge endpoint (only when one is configured)
 ================  ==========================================================================
 
-Model-based metrics see the texts exactly as the report rewards do (lower-cased, cut to
-``max_model_chars``), so the evaluation's mean RadCliQ-v1 is the negated mean reward.
+The reward columns are scored by the report rewards' batch scoring
+(:func:`radvlm_verl.rewards.report.score_report_batch`), so they see the texts exactly as the
+rewards do (lower-cased, cut to ``max_model_chars``), and the evaluation's mean RadCliQ-v1 is the
+negated mean reward.
 
 **Unanswered rows.** A thinking row (``extra_info.thinking``) is scored on the text after the
 last ``</think>``. Without the tag, or with an empty answer, the row is *unanswered*: it is
-counted (``answer_found`` = 0) and scored as an empty report with each metric's floor: ROUGE-L,
-BERTScore, RadGraph F1 and GREEN 0, RadCliQ-v1 3.0 (the reward's −3 floor), no CheXbert
-condition present. Its models are not run on it.
+counted (``answer_found`` = 0) and scored as an empty report with each metric's floor: the reward
+columns get their reward's floor (BERTScore and RadGraph F1 0, RadCliQ-v1 3.0, the reward's −3
+negated), ROUGE-L and GREEN 0, no CheXbert condition present. Its models are not run on it.
 
-Grounding rows: ``radvlm_ap`` (RadVLM's per-sample AP@0.5,
+Grounding rows: each row is read once, by :func:`radvlm_verl.boxes.parse.read_grounding` as the
+grounding reward reads it, and scored from that read: ``radvlm_ap`` (RadVLM's per-sample AP@0.5,
 :func:`radvlm_verl.metrics.grounding.radvlm_sample_ap`), the grounding reward's ``soft_f1``,
-``matched_iou``, ``n_pred``, ``n_gt`` (:func:`radvlm_verl.rewards.grounding.score_grounding`), and
-the parsed boxes (``boxes_json``) from which COCO mAP is computed per dataset. Boxes are read
-exactly as the reward reads them (:func:`radvlm_verl.metrics.grounding.sample_from_rollout`).
+``matched_iou``, ``n_pred``, ``n_gt`` (:func:`radvlm_verl.rewards.grounding.score_read`), and the
+parsed boxes (``boxes_json``, :func:`radvlm_verl.metrics.grounding.sample_from_read`) from which
+COCO mAP is computed per dataset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -45,8 +51,8 @@ from radvlm_verl.core.tasks import TASK_FAMILIES, family_of
 from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_pair_f1
-from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_rollout
-from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR
+from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_read
+from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
 from radvlm_verl.rewards.report import REPORT_REWARDS, ReportOptions, make_options, prepare_model_text, score_report_batch
 from radvlm_verl.scorers.weights import MissingWeightsError
 
@@ -55,9 +61,6 @@ GROUNDING_METRICS = ("radvlm_map", "coco_map")
 ALL_METRICS = REPORT_METRICS + GROUNDING_METRICS
 WEIGHT_FREE_METRICS = ("rouge_l", "radvlm_map", "coco_map")
 MODEL_METRICS = ("bertscore", "chexbert", "radgraph", "radcliq")
-
-# RadCliQ-v1 of an unanswered row: the report reward's floor, sign-flipped.
-RADCLIQ_V1_UNANSWERED = -RADCLIQ_REWARD_FLOOR
 
 
 def parse_metrics(spec: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -159,24 +162,34 @@ def _report_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     out["answer_chars"] = [float(len(a)) for a in answers]
     opts = config.options() if metrics & set(MODEL_METRICS) else None
     idx = np.flatnonzero(answered)
-    hyps_model = [prepare_model_text(answers[i], opts) for i in idx] if opts else []
-    refs_model = [prepare_model_text(refs[i], opts) for i in idx] if opts else []
+    hyps_model = [prepare_model_text(answers[i], opts) for i in idx] if opts else []  # CheXbert's labels
 
     def fill(values_for_answered: Iterable[float], floor: float) -> np.ndarray:
         column = np.full(len(rows), float(floor))
         column[idx] = np.asarray(list(values_for_answered), dtype=np.float64)
         return column
 
+    hyps_raw, refs_raw = [answers[i] for i in idx], [refs[i] for i in idx]  # the rewards prepare them
+
+    def reward_scores(name: str, desc: str, options: ReportOptions) -> list[dict[str, float]]:
+        return _chunked(lambda h, r: score_report_batch(h, r, {name: 1.0}, options), hyps_raw, refs_raw, desc, config)
+
     if "rouge_l" in metrics:
         out["rouge_l"] = [lexical.rouge_l(a, r) for a, r in zip(answers, refs, strict=True)]
     if "bertscore" in metrics:
-        scorer = opts.bertscore("eval")
-        scores = _chunked(scorer.score_pairs, hyps_model, refs_model, "BERTScore", config)
+        scores = reward_scores("bertscore", "BERTScore", dataclasses.replace(opts, bertscore_config="eval"))
         out["bertscore"] = fill((s["bertscore"] for s in scores), REPORT_REWARDS["bertscore"].floor)
     if "radgraph" in metrics:
-        scores = _chunked(opts.radgraph().score_pairs, hyps_model, refs_model, "RadGraph", config)
-        for level in ("simple", "partial", "complete"):
-            out[f"radgraph_{level}"] = fill((s[f"radgraph_{level}"] for s in scores), 0.0)
+        by_level = {level: dataclasses.replace(opts, radgraph_level=level) for level in RADGRAPH_LEVELS}
+
+        def every_level(h: list[str], r: list[str]) -> list[dict[str, float]]:
+            # level after level on one chunk: the scorer caches each text's graph, so the model runs once
+            scored = {level: score_report_batch(h, r, {"radgraph": 1.0}, o) for level, o in by_level.items()}
+            return [{level: scored[level][k]["radgraph"] for level in by_level} for k in range(len(h))]
+
+        scores = _chunked(every_level, hyps_raw, refs_raw, "RadGraph", config)
+        for level in RADGRAPH_LEVELS:
+            out[f"radgraph_{level}"] = fill((s[level] for s in scores), REPORT_REWARDS["radgraph"].floor)
     if "chexbert" in metrics:
         labeler = opts.chexbert()
         all_refs = [prepare_model_text(r, opts) for r in refs]
@@ -190,16 +203,13 @@ def _report_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
         out["chexbert_ref"] = [list(r) for r in ref_labels]
         out["chexbert_label_f1"] = [chexbert_pair_f1(h, r) for h, r in zip(hyp_labels, ref_labels, strict=True)]
     if "radcliq" in metrics:
-        chosen = {"radcliq": 1.0}
-        hyps_raw, refs_raw = [answers[i] for i in idx], [refs[i] for i in idx]  # the reward prepares them
-        scores = _chunked(lambda h, r: score_report_batch(h, r, chosen, opts), hyps_raw, refs_raw, "RadCliQ-v1", config)
-        out["radcliq_v1"] = fill((-s["radcliq"] for s in scores), RADCLIQ_V1_UNANSWERED)
+        scores = reward_scores("radcliq", "RadCliQ-v1", opts)
+        out["radcliq_v1"] = fill((-s["radcliq"] for s in scores), -REPORT_REWARDS["radcliq"].floor)
         for key in REPORT_REWARDS["radcliq"].extra_keys:
             out[key] = fill((s[key] for s in scores), math.nan)
     if "green" in metrics and config.green_judge is not None:
         from radvlm_verl.evaluation.green import score_green
 
-        hyps_raw, refs_raw = [answers[i] for i in idx], [refs[i] for i in idx]
         judge = lambda h, r: score_green(h, r, config.green_judge, config.green_template)  # noqa: E731
         out["green"] = fill(_chunked(judge, hyps_raw, refs_raw, "GREEN", config), 0.0)
     return out
@@ -234,21 +244,21 @@ def grounding_sample_from_json(image_id: Any, text: str) -> GroundingSample:
 
 
 def _grounding_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
-    from radvlm_verl.rewards.grounding import score_grounding
+    from radvlm_verl.rewards.grounding import grounding_options, score_read
 
-    options = dict(config.grounding_options)
-    read_kwargs = {k: options[k] for k in ("box_format", "resize_factor", "min_pixels", "max_pixels") if k in options}
     records = []
     with _progress(len(rows), "grounding", config.progress) as bar:
         for row_id, prediction, truth, info, thinking in zip(
             rows["id"], rows["prediction"], rows["ground_truth"], rows["extra_info"], rows["thinking"], strict=True
         ):
+            answer = extract_answer(prediction, bool(thinking))
             try:
-                sample = sample_from_rollout(row_id, prediction, truth, info, thinking=bool(thinking), **read_kwargs)
-                reward = score_grounding(prediction, truth, thinking=bool(thinking), extra_info=info, **options)
+                options = grounding_options(**config.grounding_options)
+                read = options.read(answer, truth, info, labels=True)
+                reward = score_read(read, options, info)
+                sample = sample_from_read(row_id, read, info)
             except (ValueError, TypeError) as error:
                 raise ValueError(f"grounding row id {row_id!r}: {error}") from error
-            answer = extract_answer(prediction, bool(thinking))
             records.append(
                 {
                     "answer_found": float(answer is not None),
