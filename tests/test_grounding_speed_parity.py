@@ -112,6 +112,18 @@ def test_reward_is_bit_identical_to_the_previous_implementation():
         assert _exact(_score(sample)) == stored, sample
 
 
+def test_matched_iou_total_is_numpys_sum_exactly():
+    import numpy as np
+
+    from radvlm_verl.rewards.grounding import _total
+
+    rng = random.Random(7)
+    for n in [*range(0, 140), *rng.sample(range(140, 1000), 20)]:
+        for _ in range(30 if n <= 140 else 2):
+            values = [rng.random() ** rng.choice([1, 3, 12]) * rng.choice([1.0, -1.0, 1.0]) for _ in range(n)]
+            assert repr(_total(values)) == repr(float(np.sum(values))), (n, values)
+
+
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     FIXTURE.write_text(json.dumps([_exact(_score(s)) for s in _samples()]) + "\n")
     print(f"wrote the results of {len(_samples())} samples to {FIXTURE}")

@@ -281,7 +281,9 @@ def frame_from_extra_info(
 ) -> Frame:
     """The frame of one parquet row: format and sizes from ``extra_info``, keyword overrides first."""
     info = extra_info or {}
-    fmt = resolve_box_format(box_format, info)
+    fmt = box_format if box_format is not None else info.get("box_format")
+    if fmt.__class__ is not str or fmt not in BOX_FORMATS:  # a format named as it should be skips the checks
+        fmt = resolve_box_format(box_format, info)
     if fmt in _FIXED_FRAMES:  # no size needed: skip reading it
         return _FIXED_FRAMES[fmt]
     return frame(

@@ -25,7 +25,7 @@ import numpy as np
 
 from radvlm_verl.boxes.formats import as_box_array
 
-__all__ = ["giou_matrix", "iou_matrix", "iou_rows"]
+__all__ = ["box_areas", "giou_matrix", "iou_matrix", "iou_rows"]
 
 _TINY = math.ulp(0.0)  # the smallest positive float: exact for any positive union
 
@@ -62,19 +62,32 @@ def giou_matrix(a: Any, b: Any) -> np.ndarray:
     return np.clip(iou - penalty, -1.0, 1.0)
 
 
-def iou_rows(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], giou: bool = False) -> list[list[float]]:
+def box_areas(boxes: Sequence[Sequence[float]]) -> list[float]:
+    """``max(0, x2 - x1) * max(0, y2 - y1)`` of each box in plain Python, as :func:`iou_rows` takes them."""
+    areas = []
+    for x1, y1, x2, y2 in boxes:
+        w, h = x2 - x1, y2 - y1
+        areas.append((w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0))
+    return areas
+
+
+def iou_rows(
+    a: Sequence[Sequence[float]],
+    b: Sequence[Sequence[float]],
+    giou: bool = False,
+    areas_b: Sequence[float] | None = None,
+) -> list[list[float]]:
     """:func:`iou_matrix` (``giou``: :func:`giou_matrix`) of finite boxes as nested lists, in plain Python.
 
     Bit for bit the values of the numpy functions: the same operations in the same order, with
     ``x if x > y else y`` for ``np.maximum(x, y)`` and ``x if x < y else y`` for ``np.minimum``
     (equal for finite numbers, up to the sign of a zero, which no threshold ``> t`` sees). Faster
     up to about 500 pairs for IoU and 130 for GIoU; NaN and inf are not handled (the reward masks
-    them out first).
+    them out first). ``areas_b``: :func:`box_areas` of ``b``, when the caller keeps them (a ground
+    truth's areas serve every rollout of its group).
     """
-    areas_b = []
-    for bx1, by1, bx2, by2 in b:
-        w, h = bx2 - bx1, by2 - by1
-        areas_b.append((w if w > 0.0 else 0.0) * (h if h > 0.0 else 0.0))
+    if areas_b is None:
+        areas_b = box_areas(b)
     out = []
     for ax1, ay1, ax2, ay2 in a:
         w, h = ax2 - ax1, ay2 - ay1

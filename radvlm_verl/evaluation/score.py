@@ -251,14 +251,14 @@ def _grounding_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
         for row_id, prediction, truth, info, thinking in zip(
             rows["id"], rows["prediction"], rows["ground_truth"], rows["extra_info"], rows["thinking"], strict=True
         ):
-            answer = extract_answer(prediction, bool(thinking))
             try:
                 options = grounding_options(**config.grounding_options)
-                read = options.read(answer, truth, info, labels=True)
+                read = options.read(prediction, truth, info, thinking=bool(thinking), labels=True)
                 reward = score_read(read, options, info)
                 sample = sample_from_read(row_id, read, info)
             except (ValueError, TypeError) as error:
                 raise ValueError(f"grounding row id {row_id!r}: {error}") from error
+            answer = read.answer
             records.append(
                 {
                     "answer_found": float(answer is not None),

@@ -53,7 +53,6 @@ from radvlm_verl.boxes.formats import QWEN2_FACTOR, as_box_array, valid_boxes
 from radvlm_verl.boxes.iou import iou_matrix
 from radvlm_verl.boxes.parse import GroundingRead, checked_ground_truth, read_grounding
 from radvlm_verl.core.atomic_files import write_text_atomic
-from radvlm_verl.core.thinking import extract_answer
 
 __all__ = [
     "GroundingSample",
@@ -152,7 +151,7 @@ def sample_from_rollout(
         ValueError: malformed ground truth, or sizes missing for ``qwen25_abs``.
     """
     read = read_grounding(
-        extract_answer(response, thinking), ground_truth, extra_info, box_format=box_format,
+        response, ground_truth, extra_info, thinking=thinking, box_format=box_format,
         factor=resize_factor, min_pixels=min_pixels, max_pixels=max_pixels, labels=True,
     )
     return sample_from_read(image_id, read, extra_info)

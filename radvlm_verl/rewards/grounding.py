@@ -72,7 +72,6 @@ from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
 from radvlm_verl.boxes.parse import GroundingRead, read_grounding, sample_name
-from radvlm_verl.core.thinking import extract_answer
 
 __all__ = [
     "GROUNDING_REWARDS",
@@ -131,12 +130,13 @@ class GroundingOptions:
         return self.high if self.no_finding_score is None else self.no_finding_score
 
     def read(
-        self, answer: str | None, ground_truth: Any, extra_info: Mapping[str, Any] | None, *, labels: bool = False
+        self, response: str, ground_truth: Any, extra_info: Mapping[str, Any] | None, *, thinking: bool = False,
+        labels: bool = False,
     ) -> GroundingRead:
         """:func:`~radvlm_verl.boxes.parse.read_grounding` with these options' box format and resize."""
         return read_grounding(
-            answer, ground_truth, extra_info, box_format=self.box_format, factor=self.resize_factor,
-            min_pixels=self.min_pixels, max_pixels=self.max_pixels, labels=labels,
+            response, ground_truth, extra_info, thinking=thinking, box_format=self.box_format,
+            factor=self.resize_factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels, labels=labels,
         )
 
 
@@ -248,11 +248,13 @@ PYTHON_IOU_PAIRS = 512
 PYTHON_GIOU_PAIRS = 128
 
 
-def _similarities(pred: list, gt: list, valid: list[bool], n_invalid: int, giou: bool) -> list[list[float]]:
+def _similarities(
+    pred: list, gt: list, valid: list[bool], n_invalid: int, giou: bool, gt_areas: Sequence[float] | None
+) -> list[list[float]]:
     """IoU (``giou``: GIoU) of every prediction with every ground-truth box; invalid rows 0 (GIoU -1)."""
     usable = [box for box, ok in zip(pred, valid, strict=True) if ok] if n_invalid else pred
     if len(usable) * len(gt) <= (PYTHON_GIOU_PAIRS if giou else PYTHON_IOU_PAIRS):
-        sims = iou_rows(usable, gt, giou)
+        sims = iou_rows(usable, gt, giou, gt_areas)
     else:
         sims = (giou_matrix if giou else iou_matrix)(usable, gt).tolist()
     if not n_invalid:
@@ -262,12 +264,39 @@ def _similarities(pred: list, gt: list, valid: list[bool], n_invalid: int, giou:
     return [next(usable_rows) if ok else list(worthless) for ok in valid]
 
 
+# numpy's pairwise summation adds blocks of up to this many terms with eight running sums
+NUMPY_SUM_BLOCK = 128
+
+
 def _total(values: list[float]) -> float:
-    """``float(np.sum(values))``, exactly: below 8 terms numpy adds in order, from 8 on it adds pairwise."""
-    if len(values) >= 8:
+    """``float(np.sum(values))``, exactly, in plain Python up to :data:`NUMPY_SUM_BLOCK` terms.
+
+    numpy adds fewer than 8 terms in order; up to 128 terms it keeps eight running sums (term ``i``
+    goes to sum ``i % 8``), combines them as ``((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`` and
+    adds the terms past the last multiple of 8 in order. Converting a short list to an array costs
+    more than that (longer lists, which numpy splits recursively, go to numpy).
+    """
+    n = len(values)
+    if n < 8:
+        total = 0.0
+        for value in values:
+            total += value
+        return total
+    if n > NUMPY_SUM_BLOCK:
         return float(np.sum(values))
-    total = 0.0
-    for value in values:
+    s0, s1, s2, s3, s4, s5, s6, s7 = values[:8]
+    end = n - n % 8
+    for i in range(8, end, 8):
+        s0 += values[i]
+        s1 += values[i + 1]
+        s2 += values[i + 2]
+        s3 += values[i + 3]
+        s4 += values[i + 4]
+        s5 += values[i + 5]
+        s6 += values[i + 6]
+        s7 += values[i + 7]
+    total = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    for value in values[end:]:
         total += value
     return total
 
@@ -277,6 +306,7 @@ def score_boxes(
     gt: Sequence[Sequence[float]],
     options: GroundingOptions,
     valid: Sequence[bool] | None = None,
+    gt_areas: Sequence[float] | None = None,
 ) -> dict[str, float]:
     """Score normalised predicted boxes against ground-truth boxes (pure; no text, no I/O).
 
@@ -285,6 +315,8 @@ def score_boxes(
         gt: ``(n_gt, 4)`` normalised ``xyxy`` ground truth (array or rows).
         options: from :func:`grounding_options`.
         valid: boolean mask of usable predictions (others count as false positives); all by default.
+        gt_areas: :func:`~radvlm_verl.boxes.iou.box_areas` of ``gt`` when known (a cached ground truth's
+            :attr:`~radvlm_verl.boxes.parse.GroundTruth.areas`); computed otherwise.
 
     Returns:
         Every key of :data:`RESULT_KEYS` (``answer_found`` = 1); ``score`` in the reward's range.
@@ -309,7 +341,7 @@ def score_boxes(
             return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
         return _result(options.low, **common)
 
-    matched = matched_similarities(_similarities(pred, gt, valid, n_invalid, False), options.min_iou)
+    matched = matched_similarities(_similarities(pred, gt, valid, n_invalid, False, gt_areas), options.min_iou)
     tp, n_matched = _total(matched), len(matched)
     recall = tp / n_gt
     if options.precision == "n_pred":
@@ -324,12 +356,25 @@ def score_boxes(
         score = tp / max(n_pred, n_gt)
     else:
         slots = max(n_pred, n_gt)
-        g = matched_similarities(_similarities(pred, gt, valid, n_invalid, True), -1.0, unmatched=-1.0)
+        g = matched_similarities(_similarities(pred, gt, valid, n_invalid, True, gt_areas), -1.0, unmatched=-1.0)
         score = (_total(g) - (slots - len(g))) / slots
     # guard float round-off at the ends: min(max(score, low), high) without two builtin calls
     score = options.low if options.low > score else (options.high if options.high < score else score)
-    return _result(score, f1, precision, recall, tp / n_matched if n_matched else 0.0, n_pred, n_gt, n_matched,
-                   n_invalid, 0.0, 0.0, 1.0)
+    # _result's dict, converting only the counts: the other values are Python floats already
+    return {
+        "score": score,
+        "soft_f1": f1,
+        "precision": precision,
+        "recall": recall,
+        "matched_iou": tp / n_matched if n_matched else 0.0,
+        "n_pred": float(n_pred),
+        "n_gt": float(n_gt),
+        "n_matched": float(n_matched),
+        "n_invalid": float(n_invalid),
+        "no_boxes": 0.0,
+        "gt_empty": 0.0,
+        "answer_found": 1.0,
+    }
 
 
 
@@ -359,8 +404,8 @@ def score_grounding(
         TypeError / ValueError: unknown or invalid options, malformed ground truth, or sizes
             missing for ``qwen25_abs`` (configuration and data errors, never model output).
     """
-    opts = grounding_options(**options)
-    return score_read(opts.read(extract_answer(solution_str, thinking), ground_truth, extra_info), opts, extra_info)
+    opts = grounding_options(**options) if options else _build_options(())  # most runs set none: one call less
+    return score_read(opts.read(solution_str, ground_truth, extra_info, thinking=thinking), opts, extra_info)
 
 
 def score_read(read: GroundingRead, options: GroundingOptions, extra_info: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -368,10 +413,10 @@ def score_read(read: GroundingRead, options: GroundingOptions, extra_info: Mappi
 
     No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
     """
-    n_gt = len(read.truth.rows)
-    if not read.answered:
-        return _result(options.low, n_gt=n_gt, gt_empty=float(n_gt == 0))
-    result = score_boxes(read.boxes, read.truth.rows, options, read.valid)
+    gt = read.truth.rows
+    if not read.answer:
+        return _result(options.low, n_gt=len(gt), gt_empty=float(not gt))
+    result = score_boxes(read.boxes, gt, options, read.valid, read.truth.areas)
     if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
-        raise RuntimeError(f"grounding reward produced a non-finite score for {sample_name(extra_info or {})}")
+        raise RuntimeError(f"grounding reward produced a non-finite score for {sample_name(extra_info)}")
     return result
