@@ -14,8 +14,11 @@ box arrays is :func:`radvlm_verl.boxes.parse.parse_ground_truth`'s, which the re
 Only ``boxes`` or ``objects`` is required, so the short form ``{"boxes": [...]}`` reads too.
 
 Example:
-    >>> read_truth(json.loads(grounding_truth("phrase_grounding", "nodule", [[0.1, 0.2, 0.3, 0.4]], 2000, 2500)))
-    TruthFields(groups=[TruthGroup(where="'boxes'", label='nodule', boxes=[[0.1, 0.2, 0.3, 0.4]])], image_size=(2000.0, 2500.0))
+    >>> fields = read_truth(json.loads(grounding_truth("phrase_grounding", "nodule", [[0.1, 0.2, 0.3, 0.4]], 2000, 2500)))
+    >>> fields.groups
+    [TruthGroup(where="'boxes'", label='nodule', boxes=[[0.1, 0.2, 0.3, 0.4]])]
+    >>> fields.image_size
+    (2000.0, 2500.0)
 """
 
 from __future__ import annotations

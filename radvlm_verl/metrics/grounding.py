@@ -157,7 +157,9 @@ def sample_from_rollout(
     return sample_from_read(image_id, read, extra_info)
 
 
-def sample_from_read(image_id: Any, read: GroundingRead, extra_info: Mapping[str, Any] | None = None) -> GroundingSample:
+def sample_from_read(
+    image_id: Any, read: GroundingRead, extra_info: Mapping[str, Any] | None = None
+) -> GroundingSample:
     """The :class:`GroundingSample` of a rollout read by :func:`~radvlm_verl.boxes.parse.read_grounding`
     (with ``labels=True``); the image size comes from the ground truth, else from ``extra_info``."""
     info = extra_info or {}

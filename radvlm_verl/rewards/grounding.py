@@ -1,6 +1,8 @@
 """Visual-grounding reward: IoU-weighted soft-F1 (default), mean IoU or GIoU over a one-to-one matching.
 
-Pipeline for one rollout (:func:`score_grounding`):
+Pipeline for one rollout (:func:`score_grounding`; steps 1 and 2 are
+:func:`radvlm_verl.boxes.parse.read_grounding`, the read the evaluation metrics share, and
+:func:`score_read` scores what it read):
 
 1. Answer: in thinking mode the text after the last ``</think>``; no tag, or an empty answer,
    gives the *floor* (``answer_found = 0``).
@@ -408,7 +410,9 @@ def score_grounding(
     return score_read(opts.read(solution_str, ground_truth, extra_info, thinking=thinking), opts, extra_info)
 
 
-def score_read(read: GroundingRead, options: GroundingOptions, extra_info: Mapping[str, Any] | None = None) -> dict[str, float]:
+def score_read(
+    read: GroundingRead, options: GroundingOptions, extra_info: Mapping[str, Any] | None = None
+) -> dict[str, float]:
     """Score a rollout read by :func:`~radvlm_verl.boxes.parse.read_grounding` (``extra_info`` names it in errors).
 
     No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
