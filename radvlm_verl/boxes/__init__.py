@@ -16,32 +16,34 @@ overhead would be most of the cost; each gives exactly the values of its numpy c
 Stored boxes are always normalised ``[x1, y1, x2, y2]`` on the original image.
 """
 
-from radvlm_verl.boxes.formats import (
-    BOX_FORMATS,
-    DEFAULT_BOX_FORMAT,
-    QWEN2_FACTOR,
-    QWEN3_FACTOR,
-    Frame,
-    frame,
-    frame_from_extra_info,
-    normalise_pixel_box,
-    smart_resize,
-    valid_boxes,
-)
-from radvlm_verl.boxes.iou import giou_matrix, iou_matrix
-from radvlm_verl.boxes.matching import hungarian_match
-from radvlm_verl.boxes.parse import (
-    GroundingRead,
-    GroundTruth,
-    ParsedBoxes,
-    Prediction,
-    checked_ground_truth,
-    parse_boxes,
-    parse_ground_truth,
-    read_grounding,
-    read_prediction,
-)
-from radvlm_verl.boxes.render import render_boxes
+# Each name loads its module on first use: converters and templates need only formats.py, and
+# matching.py brings scipy (about 0.4 s) that a converter never uses.
+_HOMES = {
+    "BOX_FORMATS": "formats",
+    "DEFAULT_BOX_FORMAT": "formats",
+    "Frame": "formats",
+    "GroundTruth": "parse",
+    "GroundingRead": "parse",
+    "ParsedBoxes": "parse",
+    "Prediction": "parse",
+    "QWEN2_FACTOR": "formats",
+    "QWEN3_FACTOR": "formats",
+    "checked_ground_truth": "parse",
+    "frame": "formats",
+    "frame_from_extra_info": "formats",
+    "giou_matrix": "iou",
+    "hungarian_match": "matching",
+    "iou_matrix": "iou",
+    "normalise_pixel_box": "formats",
+    "parse_boxes": "parse",
+    "parse_ground_truth": "parse",
+    "read_grounding": "parse",
+    "read_prediction": "parse",
+    "render_boxes": "render",
+    "smart_resize": "formats",
+    "valid_boxes": "formats",
+}
+
 
 __all__ = [
     "BOX_FORMATS",
@@ -68,3 +70,18 @@ __all__ = [
     "smart_resize",
     "valid_boxes",
 ]
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_HOMES))
