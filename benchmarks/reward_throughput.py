@@ -122,14 +122,15 @@ def bench_pair_servers(ray, pairs, reward_kwargs, args, cache: bool) -> tuple[li
 
 
 def bench_service(pairs, reward_kwargs, args) -> tuple[list[float], float, dict]:
+    from radvlm_verl.integration.service_readiness import ensure_service_ready
     from radvlm_verl.rewards import compute_score
-    from radvlm_verl.service import ensure_ready, service_stats, shutdown_service
+    from radvlm_verl.service import service_stats, shutdown_service
 
     service = {"enabled": True, "namespace": "radvlm_bench", "replicas": args.replicas, "num_cpus": args.num_cpus,
                "num_gpus": args.num_gpus, "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
                "log_every_s": 0}
     kwargs = {**reward_kwargs, "scorer_service": service}
-    ensure_ready(kwargs)  # start and load every replica before timing
+    ensure_service_ready(kwargs)  # start and load every replica before timing
     info = {"task": "report", "thinking": False}
     try:
         scores, seconds = run_pool(lambda p: compute_score("cxr_report/bench", *p, info, **kwargs)["score"], pairs,

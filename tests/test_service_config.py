@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from radvlm_verl.integration.service_readiness import ensure_service_ready
 from radvlm_verl.rewards import compute_score, result_keys
 from radvlm_verl.rewards.report import REPORT_REWARDS, report_keys
 from radvlm_verl.service import (
@@ -15,7 +16,6 @@ from radvlm_verl.service import (
     check_fallback_range,
     collect_call_stats,
     deployment_name,
-    ensure_ready,
     parse_service_config,
     service_result_fields,
     service_result_keys,
@@ -78,6 +78,24 @@ def test_router_accepts_scorer_service_and_still_rejects_unknown_kwargs():
         compute_score("cxr_report/x", REF, REF, info, report_reward="gleu", report_service=1)
 
 
+def test_report_options_choose_the_scorer_backend():
+    """An enabled scorer_service in the options means the service's scorer; none means in process."""
+    import dataclasses
+
+    from radvlm_verl.rewards.report import make_options
+    from radvlm_verl.service import RemoteScorer
+
+    options = make_options({"device": "cpu"})
+    local = options.scorer("toy_overlap", delay_s=0.0)
+    assert isinstance(local, ToyOverlapScorer) and local is options.scorer("toy_overlap", delay_s=0.0)
+    service = ServiceConfig(enabled=True, namespace="rv_choice")
+    remote = dataclasses.replace(options, service=service).scorer("toy_overlap", delay_s=0.0)
+    assert isinstance(remote, RemoteScorer) and remote.service == service and remote._handles is None  # not started
+    assert remote.scorer_config == {"weights_dir": None, "device": "cpu", "batch_window_s": 0.005, "max_batch": 64,
+                                    "call_timeout_s": 300.0, "delay_s": 0.0}
+    assert remote is dataclasses.replace(options, service=service).scorer("toy_overlap", delay_s=0.0)  # shared
+
+
 def test_deployment_identity():
     svc = ServiceConfig(enabled=True)
     name = deployment_name("chexbert", {"checkpoint": "/w/a.pth", "batch_window_s": 0.005}, svc)
@@ -91,6 +109,9 @@ def test_deployment_identity():
     smaller_batches = ServiceConfig(enabled=True, max_batch_size=8)
     assert name != deployment_name("chexbert", {"checkpoint": "/w/a.pth"}, smaller_batches)
     assert name != deployment_name("bertscore", {"checkpoint": "/w/a.pth"}, svc)
+    # equal configurations are one deployment, however their numbers were typed
+    typed_by_hand = ServiceConfig(enabled=True, max_wait_ms=10, max_batch_size=64.0)
+    assert typed_by_hand == svc and name == deployment_name("chexbert", {"checkpoint": "/w/a.pth"}, typed_by_hand)
 
 
 def test_result_keys_with_the_service_are_the_same_on_every_path():
@@ -142,7 +163,7 @@ def test_no_ray_is_a_setup_error_that_no_fallback_hides():
     with pytest.raises(ServiceNotReadyError, match="Ray is not initialised"):
         compute_score("cxr_report/x", REF, REF, {"task": "report"}, report_reward="chexbert",
                       scorer_service={"enabled": True, "fallback_score": 0.0})
-    assert ensure_ready({"report_reward": "chexbert"}) == {}
+    assert ensure_service_ready({"report_reward": "chexbert"}) == {}
 
 
 def test_stats_summary_hand_worked():

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from radvlm_verl.integration.service_readiness import ensure_service_ready
 from radvlm_verl.rewards import compute_score
 from radvlm_verl.rewards.report import REPORT_REWARDS, ReportReward
 from radvlm_verl.scorers.base import clear_scorers
@@ -18,7 +19,6 @@ from radvlm_verl.service import (
     ServiceConfig,
     ServiceNotReadyError,
     ServiceUnavailableError,
-    ensure_ready,
     fallback_counts,
     remote_scorer,
     service_stats,
@@ -260,7 +260,7 @@ def test_all_replicas_gone_is_a_clear_error_within_the_timeout(toy_reward):
 def test_call_timeout_is_enforced_and_retried(toy_reward):
     name = toy_reward("toy_slow", delay_s=10.0)
     service = _service(replicas=1, call_timeout_s=0.5, max_retries=1)
-    ensure_ready({"report_reward": "rouge_l", "scorer_service": service})  # nothing model-based: no-op
+    ensure_service_ready({"report_reward": "rouge_l", "scorer_service": service})  # nothing model-based: no-op
     started = time.monotonic()
     with pytest.raises(ServiceUnavailableError, match=r"2 failed attempt.*call_timeout_s=0.5"):
         compute_score("cxr_report/t", *PAIRS[0], {"task": "report"}, report_reward=name, scorer_service=service)
@@ -304,37 +304,38 @@ def test_readiness_failures_are_reported_before_any_scoring(toy_reward, tmp_path
     broken = toy_reward("toy_broken", fail_init=True)
     started = time.monotonic()
     with pytest.raises(ServiceNotReadyError, match="fail_init"):  # default max_restarts: still at once
-        ensure_ready({"report_reward": broken, "scorer_service": _service(fallback_score=0.0)})
+        ensure_service_ready({"report_reward": broken, "scorer_service": _service(fallback_score=0.0)})
     assert time.monotonic() - started < 30
 
     # the replica's own exception: which file is missing and how to get it
     with pytest.raises(ServiceNotReadyError, match=r"MissingWeightsError: chexbert \(chexbert.pth.*Get it with: hf "
                                                    r"download StanfordAIMI/RRG_scorers chexbert.pth"):
-        ensure_ready({"report_reward": "chexbert", "report_weights_dir": str(tmp_path), "scorer_service": _service()})
+        ensure_service_ready({"report_reward": "chexbert", "report_weights_dir": str(tmp_path),
+                              "scorer_service": _service()})
 
     # a replica whose process dies while loading (as an out-of-memory kill does) says so at the timeout
     crashing = toy_reward("toy_crashing", init_delay_s=2.0, exit_init=True)
     with pytest.raises(ServiceNotReadyError, match=r"replica 0 crashed [1-3] time\(s\) while starting.*"
                                                    r"ready_timeout_s=6 s"):
-        ensure_ready({"report_reward": crashing, "scorer_service": _service(ready_timeout_s=6)})
+        ensure_service_ready({"report_reward": crashing, "scorer_service": _service(ready_timeout_s=6)})
 
     slow = toy_reward("toy_slow_load", init_delay_s=60.0)
     with pytest.raises(ServiceNotReadyError, match=r"replica 0 was still loading its model .*ready_timeout_s=2 s.*"
                                                    r"raise scorer_service.ready_timeout_s"):
-        ensure_ready({"report_reward": slow, "scorer_service": _service(ready_timeout_s=2)})
+        ensure_service_ready({"report_reward": slow, "scorer_service": _service(ready_timeout_s=2)})
 
     unplaceable = toy_reward("toy_unplaceable")
     started = time.monotonic()
     with pytest.raises(ServiceNotReadyError, match=r"replica 0 was never scheduled.*ready_timeout_s=2 s.*"
                                                    r"'resources': \{'reward_node': 1.0\}"):
-        ensure_ready({"report_reward": unplaceable,
+        ensure_service_ready({"report_reward": unplaceable,
                       "scorer_service": _service(resources={"reward_node": 1}, ready_timeout_s=2)})
     assert time.monotonic() - started < 10
 
     ok = toy_reward("toy_ok")
-    figures = ensure_ready({"report_reward": ok, "scorer_service": _service()})
+    figures = ensure_service_ready({"report_reward": ok, "scorer_service": _service()})
     assert set(figures) == {"toy_overlap"} and figures["toy_overlap"]["batch_size"] == 1
-    assert ensure_ready({"report_reward": ok}) == {}  # service off: nothing to start
+    assert ensure_service_ready({"report_reward": ok}) == {}  # service off: nothing to start
 
 
 def test_workers_in_other_processes_share_one_deployment(ray_cluster, fresh):

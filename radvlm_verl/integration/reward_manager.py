@@ -17,7 +17,7 @@ What it adds over verl's ``naive`` manager:
   (under verl's V1 trainer the exception itself only reaches the agent-loop worker's log);
 - with the ``scorer_service`` reward kwarg enabled, the scorer service is started (or found) and
   probed when the manager is built, so a missing resource or weight fails before the first rollout
-  (:func:`radvlm_verl.service.ensure_ready`).
+  (:func:`radvlm_verl.integration.service_readiness.ensure_service_ready`).
 """
 
 from __future__ import annotations
@@ -104,9 +104,9 @@ class RadVLMRewardManager(RewardManagerBase):
             service_kwargs = {str(k): to_plain(v) for k, v in custom_kwargs.items()}
         if service_kwargs.get("scorer_service") is None:
             return {}  # in-process scoring: no need to import the service (and Ray's client side)
-        from radvlm_verl.service import ensure_ready
+        from radvlm_verl.integration.service_readiness import ensure_service_ready
 
-        return ensure_ready(service_kwargs)  # {} when the block is present but disabled
+        return ensure_service_ready(service_kwargs)  # {} when the block is present but disabled
 
     def _decode(self, data_item) -> str:
         response_ids = data_item.batch["responses"]

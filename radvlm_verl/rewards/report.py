@@ -26,7 +26,8 @@ Lexical rewards see the answer cut to ``max(max_model_chars, lexical_length_rati
 characters (16x by default: normal answers are unchanged, a runaway 1 MB rollout costs milliseconds).
 Model-based rewards see the texts cut to ``max_model_chars`` (2048) characters and lower-cased, as
 the reference's reward servers did; lexical rewards see the answer's own case. Their scorers come from
-:func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text).
+:func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text), or
+from the scorer service's :func:`radvlm_verl.service.remote_scorer` when ``scorer_service`` is on.
 
 :func:`score_report` returns the same keys for every sample of a configuration: ``score``,
 ``answer_found``, ``answer_chars``, ``too_short``, one key per chosen reward and, for ``radcliq``,
@@ -124,14 +125,19 @@ class ReportOptions:
     service: Any = None
 
     def scorer(self, name: str, **config: Any) -> PairScorer:
-        """The shared scorer ``name`` for these options (built once per configuration)."""
+        """The shared scorer ``name`` for these options (built once per configuration).
+
+        With ``service`` set it is the scorer service's :class:`~radvlm_verl.service.RemoteScorer`
+        of that configuration, else the in-process scorer of :func:`~radvlm_verl.scorers.base.get_scorer`.
+        """
         if name not in SCORER_FACTORIES:
             importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory
         common = {"weights_dir": self.weights_dir, "device": self.device}
         common.update(batch_window_s=self.batch_window_s, max_batch=self.max_batch, call_timeout_s=self.call_timeout_s)
         if self.service is not None:
-            importlib.import_module("radvlm_verl.service")  # installs the resolver that reads scorer_service
-            common["scorer_service"] = self.service
+            from radvlm_verl.service import remote_scorer  # Ray's client side only when the service is on
+
+            return remote_scorer(name, {**common, **config}, self.service)
         return get_scorer(name, **common, **config)
 
     def radgraph(self, model_type: str | None = None) -> PairScorer:

@@ -1,9 +1,11 @@
 """The seam between report rewards and model-based scorers.
 
 A *scorer* turns lists of (hypothesis, reference) report pairs into per-pair feature dicts in one
-batched call. Report rewards (``radvlm_verl.rewards.report``) only ever see this interface; where the
-model runs (in this process, or in a Ray actor shared by every reward worker) is decided by
-:func:`get_scorer`, so the same reward code serves a laptop test and a GPU cluster.
+batched call. Report rewards (``radvlm_verl.rewards.report``) only ever see this interface, so the
+same reward code serves a laptop test and a GPU cluster: :func:`get_scorer` builds a scorer in this
+process, and the scorer service (``radvlm_verl.service.remote_scorer``) hands out one whose model
+runs in Ray actors shared by every reward worker. The report reward picks one of the two from its
+options (``ReportOptions.scorer``).
 
 A scorer never invents a value: if it cannot score, it raises :class:`ScorerError`, and the reward
 decides (documented floor for unscorable *answers*; a propagated error for a broken *scorer*).
@@ -96,22 +98,15 @@ def _freeze(value: Any) -> Hashable:
     return value
 
 
-# Hook for a remote backend: ``(name, config) -> PairScorer`` or None to build in process.
-REMOTE_RESOLVER: Callable[[str, dict[str, Any]], PairScorer | None] | None = None
-
-
 def get_scorer(name: str, **config: Any) -> PairScorer:
-    """Return the process-wide scorer for ``(name, config)``, building it once (lazily, thread-safe)."""
+    """Return the process-wide in-process scorer for ``(name, config)``, building it once (lazily, thread-safe)."""
     key = (name, _freeze(config))
     with _LOCK:
         scorer = _INSTANCES.get(key)
         if scorer is None:
-            if REMOTE_RESOLVER is not None:
-                scorer = REMOTE_RESOLVER(name, dict(config))
-            if scorer is None:
-                if name not in SCORER_FACTORIES:
-                    raise ScorerError(f"unknown scorer {name!r}; available: {sorted(SCORER_FACTORIES)}")
-                scorer = SCORER_FACTORIES[name](**config)
+            if name not in SCORER_FACTORIES:
+                raise ScorerError(f"unknown scorer {name!r}; available: {sorted(SCORER_FACTORIES)}")
+            scorer = SCORER_FACTORIES[name](**config)
             _INSTANCES[key] = scorer
         return scorer
 

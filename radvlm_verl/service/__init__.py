@@ -1,19 +1,18 @@
 """Model-based report scorers as a shared, batched, fault-tolerant Ray service.
 
 Enable it with the ``scorer_service`` reward kwarg (see :mod:`radvlm_verl.service.config` and
-docs/scorer_service.md); in-process scoring stays the default. Importing this package installs the
-``REMOTE_RESOLVER`` of :mod:`radvlm_verl.scorers.base`, which hands out :class:`RemoteScorer`
-instances for scorer configs that carry an enabled ``scorer_service``.
+docs/scorer_service.md); in-process scoring stays the default. The report reward asks
+:func:`remote_scorer` for a :class:`RemoteScorer` when its options carry an enabled
+``scorer_service``; importing this package changes nothing else. It knows nothing of rewards: the
+readiness probe that scores through them lives with the reward manager
+(:mod:`radvlm_verl.integration.service_readiness`).
 """
 
 from radvlm_verl.service.client import (
-    READINESS_PROBE,
     RemoteScorer,
     ServiceError,
     ServiceNotReadyError,
     ServiceUnavailableError,
-    ensure_ready,
-    install_resolver,
     remote_scorer,
     service_stats,
     shutdown_service,
@@ -28,11 +27,8 @@ from radvlm_verl.service.stats import (
     record_fallback,
 )
 
-install_resolver()
-
 __all__ = [
     "CALL_STAT_FIELDS",
-    "READINESS_PROBE",
     "RemoteScorer",
     "ServiceConfig",
     "ServiceError",
@@ -42,9 +38,7 @@ __all__ = [
     "check_fallback_range",
     "collect_call_stats",
     "deployment_name",
-    "ensure_ready",
     "fallback_counts",
-    "install_resolver",
     "parse_service_config",
     "record_fallback",
     "remote_scorer",

@@ -1,22 +1,19 @@
-"""Client side of the scorer service: deployments, the remote scorer, readiness, statistics.
+"""Client side of the scorer service: deployments, the remote scorer, statistics.
 
 A *deployment* is the set of replicas of one scorer configuration (scorer name, weights, options,
 batching bounds), named ``radvlm-<scorer>-<hash>-<i>`` in the configured Ray namespace. Every
 reward worker that needs it gets-or-creates the same named actors, so all workers share them.
 
 :class:`RemoteScorer` is a :class:`~radvlm_verl.scorers.base.PairScorer`: the report rewards use it
-exactly like an in-process scorer. It is handed out by
-:func:`radvlm_verl.scorers.base.get_scorer` through the ``REMOTE_RESOLVER`` seam whenever the scorer
-config carries an enabled ``scorer_service`` (the report reward adds it when the reward kwarg is
-set). Each call goes to the next replica (round robin) with ``call_timeout_s``; a failed call is
-retried on the next replica up to ``max_retries`` times; a replica that crashes is restarted by Ray
-(``max_restarts``). When every attempt fails, :class:`ServiceUnavailableError` says which replicas
+exactly like an in-process scorer. :func:`remote_scorer` hands it out; the report reward asks for
+it when its options carry an enabled ``scorer_service`` (``ReportOptions.scorer``). Each call goes
+to the next replica (round robin) with ``call_timeout_s``; a failed call is retried on the next
+replica up to ``max_retries`` times; a replica that crashes is restarted by Ray (``max_restarts``). When every attempt fails, :class:`ServiceUnavailableError` says which replicas
 failed and how, and the reward raises it (or, only when configured, gives ``fallback_score``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -28,15 +25,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from radvlm_verl.scorers import base
-from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError
+from radvlm_verl.scorers.base import SCORER_FACTORIES, ScorerError
 from radvlm_verl.service.actor import ScorerReplica
-from radvlm_verl.service.config import ServiceConfig, deployment_name, parse_service_config
-from radvlm_verl.service.stats import collect_call_stats, record_call
+from radvlm_verl.service.config import ServiceConfig, deployment_name
+from radvlm_verl.service.stats import record_call
 
 logger = logging.getLogger("radvlm_verl.service")
-
-# A sentence that every scorer can score, used only by the readiness probe (invented text).
-READINESS_PROBE = "no acute cardiopulmonary process. heart size is normal."
 
 
 class ServiceError(ScorerError):
@@ -380,11 +374,10 @@ class RemoteScorer:
             self._dead.clear()
 
 
-# --- the REMOTE_RESOLVER seam ---------------------------------------------------------------------
+# --- process-wide deployments --------------------------------------------------------------------
 
 _REMOTES: dict[tuple[str, ServiceConfig], RemoteScorer] = {}
 _REMOTES_LOCK = threading.Lock()
-_PREVIOUS_RESOLVER: Any = None
 
 
 def remote_scorer(name: str, scorer_config: Mapping[str, Any], service: ServiceConfig) -> RemoteScorer:
@@ -392,63 +385,6 @@ def remote_scorer(name: str, scorer_config: Mapping[str, Any], service: ServiceC
     scorer = RemoteScorer(name, scorer_config, service)
     with _REMOTES_LOCK:
         return _REMOTES.setdefault((scorer.deployment, service), scorer)
-
-
-def resolve_remote(name: str, config: dict[str, Any]) -> PairScorer | None:
-    """``REMOTE_RESOLVER``: a :class:`RemoteScorer` when ``config`` carries an enabled ``scorer_service``."""
-    service = parse_service_config(config.pop("scorer_service", None))
-    if service is None:
-        return _PREVIOUS_RESOLVER(name, config) if _PREVIOUS_RESOLVER is not None else None
-    return remote_scorer(name, config, service)
-
-
-def install_resolver() -> None:
-    """Route scorer configs that carry ``scorer_service`` to the service (idempotent)."""
-    global _PREVIOUS_RESOLVER
-    if base.REMOTE_RESOLVER is not resolve_remote:
-        _PREVIOUS_RESOLVER = base.REMOTE_RESOLVER
-        base.REMOTE_RESOLVER = resolve_remote
-
-
-# --- whole-run helpers ----------------------------------------------------------------------------
-
-
-def ensure_ready(reward_kwargs: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """Start (or find) the replicas the reward kwargs need and score one probe pair through them.
-
-    Call it before training (the ``radvlm`` reward manager does, on construction). It fails within
-    about ``ready_timeout_s`` + ``call_timeout_s`` per scorer with :class:`ServiceNotReadyError` (not
-    schedulable, weights missing, model crashed) rather than at the first rollout. The probe never
-    uses ``fallback_score``.
-
-    Args:
-        reward_kwargs: the reward kwargs of :func:`radvlm_verl.rewards.compute_score`, with
-            ``scorer_service``.
-
-    Returns:
-        ``{scorer name: figures of the probe call}``; empty when the service is off or the chosen
-        rewards use no model.
-    """
-    service = parse_service_config(reward_kwargs.get("scorer_service"))
-    if service is None:
-        return {}
-    from radvlm_verl.rewards import compute_score
-
-    kwargs = {k: v for k, v in reward_kwargs.items() if k not in ("thinking", "scorer_service")}
-    kwargs["scorer_service"] = dataclasses.replace(service, fallback_score=None)
-    started = time.monotonic()
-    with collect_call_stats() as calls:
-        try:
-            result = compute_score("cxr_report/readiness_probe", READINESS_PROBE, READINESS_PROBE,
-                                   {"task": "report", "thinking": False}, **kwargs)
-        except ServiceNotReadyError:
-            raise
-        except ScorerError as error:
-            raise ServiceNotReadyError(f"scorer service readiness probe failed: {error}") from error
-    if not math.isfinite(result["score"]):
-        raise ServiceNotReadyError(f"scorer service readiness probe gave a non-finite score: {result}")
-    logger.info("scorer service ready in %.1f s: %s", time.monotonic() - started, sorted(calls))
-    return dict(calls)
 
 
 def service_stats() -> dict[str, list[dict[str, float]]]:

@@ -174,8 +174,9 @@ def deployment_name(scorer: str, scorer_config: Mapping[str, Any], service: Serv
     identity = {
         "scorer": scorer,
         "config": _strip_batching(scorer_config),
-        "max_batch_size": service.max_batch_size,
-        "max_wait_ms": service.max_wait_ms,
+        # cast as parse_service_config does: ServiceConfig(max_wait_ms=50) is the same deployment as 50.0
+        "max_batch_size": int(service.max_batch_size),
+        "max_wait_ms": float(service.max_wait_ms),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
     return f"radvlm-{scorer}-{digest}"

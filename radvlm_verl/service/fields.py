@@ -8,10 +8,15 @@ With the service on, :func:`radvlm_verl.rewards.report.score_report` adds, after
   the chosen rewards call: the figures of the call that scored this sample (NaN when the sample was
   not scored: floor path or fallback).
 
+The rewards are any objects with the ``name``, ``model_based``, ``scorers`` (and, for
+:func:`check_fallback_range`, ``low``, ``high``) of a ``radvlm_verl.rewards.report.ReportReward``:
+the service sits below the rewards and never imports them.
+
 Example:
-    >>> from radvlm_verl.rewards.report import REPORT_REWARDS
+    >>> from types import SimpleNamespace
     >>> from radvlm_verl.service.config import ServiceConfig
-    >>> keys = service_result_keys([REPORT_REWARDS["chexbert"]], ServiceConfig(enabled=True, fallback_score=0.0))
+    >>> chexbert = SimpleNamespace(name="chexbert", model_based=True, scorers=("chexbert",))
+    >>> keys = service_result_keys([chexbert], ServiceConfig(enabled=True, fallback_score=0.0))
     >>> keys[:3]
     ['chexbert_fallback', 'svc_chexbert_batch_size', 'svc_chexbert_queue_ms']
 """
@@ -36,7 +41,7 @@ def _scorers(rewards: Sequence[Any]) -> list[str]:
 
 
 def service_result_keys(rewards: Sequence[Any], service: ServiceConfig) -> list[str]:
-    """Keys the service adds for these :class:`~radvlm_verl.rewards.report.ReportReward` objects."""
+    """Keys the service adds for these report rewards."""
     keys = [fallback_key(r.name) for r in rewards if r.model_based] if service.fallback_score is not None else []
     for scorer in _scorers(rewards):
         keys.extend(call_stat_keys(scorer))
