@@ -35,7 +35,7 @@ from verl.utils.reward_score import default_compute_score
 
 from radvlm_verl import rewards
 from radvlm_verl.integration.failures import describe, record_failure
-from radvlm_verl.service.config import to_plain
+from radvlm_verl.service.config import omegaconf_to_plain
 
 MANAGER_NAME = "radvlm"
 
@@ -60,7 +60,7 @@ def reward_function_keys(fn: Callable) -> list[str] | None:
             continue
         keys_of = getattr(candidate, "result_keys", None)
         if callable(candidate) and callable(keys_of):
-            plain = {str(k): to_plain(v) for k, v in kwargs.items()}
+            plain = {str(k): omegaconf_to_plain(v) for k, v in kwargs.items()}
             return keys_of(**plain)
     return None
 
@@ -85,7 +85,8 @@ class RadVLMRewardManager(RewardManagerBase):
         if self.uses_builtin:
             reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
             reward_kwargs = reward_cfg.get("reward_kwargs", None) if reward_cfg is not None else None
-            self.reward_kwargs = {str(k): to_plain(v) for k, v in dict(to_plain(reward_kwargs) or {}).items()}
+            reward_kwargs = dict(omegaconf_to_plain(reward_kwargs) or {})
+            self.reward_kwargs = {str(k): omegaconf_to_plain(v) for k, v in reward_kwargs.items()}
             self.compute_score = rewards.compute_score
         else:
             self.reward_kwargs = {}
@@ -100,8 +101,8 @@ class RadVLMRewardManager(RewardManagerBase):
         if not self.uses_builtin:  # our compute_score loaded through reward.custom_reward_function
             reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
             custom = (reward_cfg or {}).get("custom_reward_function", None) or {}
-            custom_kwargs = dict(to_plain(custom.get("reward_kwargs", None)) or {})
-            service_kwargs = {str(k): to_plain(v) for k, v in custom_kwargs.items()}
+            custom_kwargs = dict(omegaconf_to_plain(custom.get("reward_kwargs", None)) or {})
+            service_kwargs = {str(k): omegaconf_to_plain(v) for k, v in custom_kwargs.items()}
         if service_kwargs.get("scorer_service") is None:
             return {}  # in-process scoring: no need to import the service (and Ray's client side)
         from radvlm_verl.integration.service_readiness import ensure_service_ready

@@ -79,7 +79,7 @@ _FLOATS = {"num_gpus": 0.0, "num_cpus": 0.0, "max_wait_ms": 0.0, "log_every_s": 
 _POSITIVE = ("call_timeout_s", "ready_timeout_s")
 
 
-def to_plain(value: Any) -> Any:
+def omegaconf_to_plain(value: Any) -> Any:
     """OmegaConf containers to plain Python (hydra hands reward kwargs over as DictConfig)."""
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -110,7 +110,7 @@ def parse_service_config(value: Any) -> ServiceConfig | None:
 
     Raises ``ValueError`` naming the offending field for unknown keys and out-of-range values.
     """
-    value = to_plain(value)
+    value = omegaconf_to_plain(value)
     if value is None or isinstance(value, ServiceConfig):
         return value if value is None or value.enabled else None
     if isinstance(value, str):
@@ -134,7 +134,7 @@ def parse_service_config(value: Any) -> ServiceConfig | None:
                 raise ValueError(f"scorer_service.namespace={raw!r} must be a non-empty string")
             values[key] = raw
         elif key == "resources":
-            raw = to_plain(raw)
+            raw = omegaconf_to_plain(raw)
             if not isinstance(raw, Mapping):
                 raise ValueError(f"scorer_service.resources must map resource names to amounts, got {raw!r}")
             values[key] = tuple(sorted((str(k), _number(f"resources.{k}", v, float)) for k, v in raw.items()))
