@@ -89,6 +89,24 @@ async def test_default_stops_with_the_reward_error(ray_local, tmp_path, monkeypa
     assert "max_failed_fraction=0" in text and "chexbert.pth" in text
 
 
+async def test_a_non_finite_score_is_recorded_too(ray_local, tmp_path):
+    """The manager's own check of the result is a reward failure like any other: the sampler quotes it."""
+    from transformers import AutoTokenizer
+
+    def nan_score(**kwargs):
+        return {"score": float("nan")}
+
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_tokenizer(tmp_path / "tok"))
+    config = compose_config("grpo_report", ["data.train_files=x", "data.val_files=x"])
+    row = {"data_source": "cxr_report/demo", "reward_model": {"ground_truth": "No effusion."},
+           "extra_info": {"task": "report", "id": "fake-nan"}}
+    before, _ = failures.recent_failures()
+    with pytest.raises(ValueError, match="non-finite score"):
+        await RadVLMRewardManager(config, tokenizer, nan_score).run_single(make_reward_batch(tokenizer, [row], ["x"]))
+    count, messages = failures.recent_failures()
+    assert count == before + 1 and "sample 'fake-nan'" in messages[-1] and "non-finite score nan" in messages[-1]
+
+
 def test_verl_alone_samples_the_failed_group(monkeypatch):
     """The behaviour the subclass exists for: verl's own buffer hands the failed group to training."""
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer

@@ -93,3 +93,66 @@ def test_foreign_functions_have_no_key_set():
         return 0.0
 
     assert reward_function_keys(functools.partial(theirs, a=1)) is None
+
+
+def _batch_without(tokenizer, *missing, extra_info=None):
+    row = _row() if extra_info is None else {**_row(), "extra_info": extra_info}
+    batch = make_reward_batch(tokenizer, [row], [REF])
+    for key in missing:
+        del batch.non_tensor_batch[key]
+    return batch
+
+
+async def test_missing_fields_are_none_where_verl_raises(tokenizer, config):
+    """No reward_model, data_source or extra_info: our function gets None, None and {}; verl's naive raises."""
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+    calls = []
+
+    def capture(**kwargs):
+        calls.append(kwargs)
+        return 0.25
+
+    missing = ("reward_model", "data_source", "extra_info")
+    out = await RadVLMRewardManager(config, tokenizer, capture).run_single(_batch_without(tokenizer, *missing))
+    assert out == {"reward_score": 0.25, "reward_extra_info": {"score": 0.25}}  # verl's naive would say "acc"
+    ((call,),) = [calls]
+    assert call["ground_truth"] is None and call["data_source"] is None and call["solution_str"] == REF
+    assert call["extra_info"] == {"num_turns": None, "rollout_reward_scores": {}}
+    with pytest.raises(KeyError):
+        await NaiveRewardManager(config, tokenizer, capture).run_single(_batch_without(tokenizer, "reward_model"))
+
+    truth_only = _batch_without(tokenizer)
+    truth_only.non_tensor_batch["reward_model"][0] = {"style": "rule"}  # no ground_truth
+    await RadVLMRewardManager(config, tokenizer, capture).run_single(truth_only)
+    assert calls[-1]["ground_truth"] is None and calls[-1]["extra_info"]["id"] == "r0"
+
+
+async def test_the_rows_extra_info_is_not_written_to(tokenizer, config):
+    batch = _batch_without(tokenizer)
+    before = dict(batch.non_tensor_batch["extra_info"][0])
+    await RadVLMRewardManager(config, tokenizer, compute_score=None).run_single(batch)
+    assert batch.non_tensor_batch["extra_info"][0] == before  # verl's naive adds num_turns to it
+
+
+async def test_a_result_without_score_names_the_sample(tokenizer, config):
+    def no_score(**kwargs):
+        return {"reward": 1.0}
+
+    with pytest.raises(ValueError, match=r"no 'score' for sample 'r0'"):
+        await RadVLMRewardManager(config, tokenizer, no_score).run_single(_batch_without(tokenizer))
+
+
+def test_built_on_verls_naive_manager(tokenizer, config):
+    """verl's own run_single does the decoding and the call; ours wraps the function, sync or async."""
+    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+    assert get_reward_manager_cls("radvlm") is RadVLMRewardManager
+    assert issubclass(RadVLMRewardManager, NaiveRewardManager)
+
+    async def later(**kwargs):
+        return 1.0
+
+    assert RadVLMRewardManager(config, tokenizer, later).is_async_reward_score
+    assert not RadVLMRewardManager(config, tokenizer, compute_score=None).is_async_reward_score
