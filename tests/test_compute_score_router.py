@@ -94,3 +94,53 @@ def test_result_keys_cover_both_tasks():
     report_keys = compute_score("cxr_report/x", REF, REF, {"task": "report"}, report_reward="gleu")
     assert set(report_keys) <= set(keys)
     assert "score" in keys and len(keys) > len(report_keys)  # grounding adds its own components
+
+
+def _keys_by_scoring_floor_samples(**kwargs):
+    """How result_keys found the keys before they were declared: score one unscorable sample per task."""
+    probes = (
+        ("cxr_report/probe", {"task": "report", "thinking": True}, "reference report text"),
+        ("cxr_grounding/probe", {"task": "grounding", "thinking": True}, '{"boxes": [[0.1, 0.1, 0.5, 0.5]]}'),
+    )
+    keys = []
+    for source, info, truth in probes:
+        for key in compute_score(source, "", truth, info, **{k: v for k, v in kwargs.items() if k != "thinking"}):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"report_reward": "gleu"},
+    {"report_reward": "radcliq", "report_radcliq_radgraph": "radgraph", "report_min_chars": 0},
+    {"report_weights": {"radcliq": 1.0, "gleu": 0.5, "chexbert": 2}},
+    {"report_weights": '{"bleu": 1, "radgraph": 1, "bertscore": 1}', "report_radgraph_level": "simple"},
+    {"report_reward": "radcliq", "scorer_service": {"enabled": True, "fallback_score": -3.0}},
+    {"report_weights": {"chexbert": 1, "chexbert_semb": 1, "gleu": 1}, "scorer_service": {"enabled": True}},
+    {"report_reward": "chexbert", "scorer_service": {"enabled": False, "replicas": 2}},
+    {"grounding_reward": "giou", "grounding_precision": "n_pred", "grounding_box_format": "qwen_rel1000"},
+    {"report_reward": "rouge_l", "grounding_reward": "iou", "thinking": True, "reward_router_address": "x"},
+])
+def test_declared_keys_equal_the_keys_of_scored_floor_samples(kwargs):
+    assert result_keys(**kwargs) == _keys_by_scoring_floor_samples(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"report_bogus": 1}, TypeError),
+    ({"grounding_bogus": 1}, TypeError),
+    ({"bogus": 1}, TypeError),
+    ({"report_reward": "nope"}, ValueError),
+    ({"report_weights": {"gleu": float("nan")}}, ValueError),
+    ({"report_radgraph_level": "nope"}, ValueError),
+    ({"grounding_reward": "nope"}, ValueError),
+    ({"grounding_min_iou": 2}, ValueError),
+    ({"scorer_service": {"enabled": True, "replicas": 0}}, ValueError),
+    ({"report_reward": "radgraph", "scorer_service": {"enabled": True, "fallback_score": -3}}, ValueError),
+])
+def test_declared_keys_reject_what_scoring_rejects(kwargs, error):
+    with pytest.raises(error) as declared:
+        result_keys(**kwargs)
+    with pytest.raises(error) as scored:
+        _keys_by_scoring_floor_samples(**kwargs)
+    assert str(declared.value) == str(scored.value)

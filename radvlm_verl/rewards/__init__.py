@@ -41,7 +41,7 @@ from typing import Any
 
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer, is_thinking_sample
-from radvlm_verl.rewards.report import score_report
+from radvlm_verl.rewards.report import score_report, score_report_keys
 
 # Passed by verl's reward loop when a reward model / GenRM is enabled; not ours to interpret.
 _VERL_PASSTHROUGH = frozenset({"reward_router_address", "reward_model_tokenizer"})
@@ -54,6 +54,28 @@ def _split_kwargs(kwargs: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[n:]: v for k, v in kwargs.items() if k.startswith(prefix)} if kwargs else {}
 
 
+def _checked_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Reward kwargs without verl's pass-through ones; ``TypeError`` naming any that is not ours."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
+    unknown = sorted(
+        k for k in kwargs if not k.startswith(("report_", "grounding_")) and k not in ("thinking", "scorer_service")
+    )
+    if unknown:
+        raise TypeError(
+            f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
+            "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
+        )
+    return kwargs
+
+
+def _report_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The kwargs of :func:`score_report`: the ``report_`` ones unprefixed, and ``scorer_service``."""
+    report_kwargs = _split_kwargs(kwargs, "report_")
+    if kwargs.get("scorer_service") is not None:
+        report_kwargs["scorer_service"] = kwargs["scorer_service"]
+    return report_kwargs
+
+
 def compute_score(
     data_source: str | None,
     solution_str: str,
@@ -64,23 +86,12 @@ def compute_score(
     """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
     extra_info = dict(extra_info or {})
     if kwargs:  # most runs pass none: skip the checks
-        kwargs = {k: v for k, v in kwargs.items() if k not in _VERL_PASSTHROUGH}
-        unknown = sorted(
-            k for k in kwargs if not k.startswith(("report_", "grounding_")) and k not in ("thinking", "scorer_service")
-        )
-        if unknown:
-            raise TypeError(
-                f"unknown reward kwargs {unknown}: report options start with 'report_', grounding options "
-                "with 'grounding_', 'thinking' forces thinking mode and 'scorer_service' configures the scorer service"
-            )
+        kwargs = _checked_kwargs(kwargs)
     family = task_family(data_source, extra_info)
     thinking = is_thinking_sample(data_source, extra_info, kwargs)
 
     if family == REPORT_FAMILY:
-        report_kwargs = _split_kwargs(kwargs, "report_")
-        if kwargs.get("scorer_service") is not None:
-            report_kwargs["scorer_service"] = kwargs["scorer_service"]
-        return score_report(solution_str, ground_truth, thinking=thinking, **report_kwargs)
+        return score_report(solution_str, ground_truth, thinking=thinking, **_report_kwargs(kwargs))
 
     return _score_grounding()(
         solution_str, ground_truth, thinking=thinking, extra_info=extra_info, **_split_kwargs(kwargs, "grounding_")
@@ -99,18 +110,16 @@ def _score_grounding():
 def result_keys(**kwargs: Any) -> list[str]:
     """The union of the result keys of every task under these reward kwargs, in a stable order.
 
-    Found by scoring one unscorable sample per task (thinking mode, no ``</think>``), which takes
-    each task's floor path: no model is run and the keys are exactly those the task returns.
+    The report's keys, then the grounding keys it lacks, read from each task's declared key list
+    (:func:`~radvlm_verl.rewards.report.score_report_keys`,
+    :func:`~radvlm_verl.rewards.grounding.score_grounding_keys`). The kwargs are checked as
+    :func:`compute_score` checks them, so a bad name or value raises here; no model is run.
     """
-    probes = (
-        ("cxr_report/probe", {"task": "report", "thinking": True}, "reference report text"),
-        ("cxr_grounding/probe", {"task": "grounding", "thinking": True}, '{"boxes": [[0.1, 0.1, 0.5, 0.5]]}'),
-    )
-    keys: list[str] = []
-    for source, info, truth in probes:
-        for key in compute_score(source, "", truth, info, **{k: v for k, v in kwargs.items() if k != "thinking"}):
-            if key not in keys:
-                keys.append(key)
+    from radvlm_verl.rewards.grounding import score_grounding_keys  # numpy and scipy, as _score_grounding
+
+    kwargs = _checked_kwargs(kwargs)
+    keys = score_report_keys(**_report_kwargs(kwargs))
+    keys.extend(key for key in score_grounding_keys(**_split_kwargs(kwargs, "grounding_")) if key not in keys)
     return keys
 
 

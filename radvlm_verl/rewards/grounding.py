@@ -213,6 +213,15 @@ def grounding_options(**options: Any) -> GroundingOptions:
         raise ValueError(f"grounding reward options must be scalars, got {options!r}") from None
 
 
+def score_grounding_keys(**options: Any) -> tuple[str, ...]:
+    """The keys :func:`score_grounding` returns under these options, checked as it checks them.
+
+    Every path returns :data:`RESULT_KEYS`, whatever the options.
+    """
+    grounding_options(**options)
+    return RESULT_KEYS
+
+
 def _result(
     score: float,
     soft_f1: float = 0.0,

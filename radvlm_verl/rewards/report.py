@@ -383,6 +383,38 @@ def score_report_batch(
     return results
 
 
+def configure_report(
+    reward: str | None, weights: Mapping[str, float] | str | None, scorer_service: Any, options: Mapping[str, Any]
+) -> tuple[dict[str, float], ReportOptions]:
+    """Validate :func:`score_report`'s kwargs into ``({reward: weight}, options)``; raise on a bad one."""
+    chosen = resolve_weights(reward, weights)
+    opts = make_options(options)
+    if scorer_service is not None:
+        from radvlm_verl import service
+
+        opts = dataclasses.replace(opts, service=service.parse_service_config(scorer_service))
+        if opts.service is not None:
+            service.check_fallback_range([REPORT_REWARDS[name] for name in chosen], opts.service)
+    return chosen, opts
+
+
+def score_report_keys(
+    *,
+    reward: str | None = None,
+    weights: Mapping[str, float] | str | None = None,
+    scorer_service: Any = None,
+    **options: Any,
+) -> list[str]:
+    """The keys :func:`score_report` returns under these kwargs (checked as it checks them; nothing is scored).
+
+    Example:
+        >>> score_report_keys(reward="rouge_l")
+        ['score', 'answer_found', 'answer_chars', 'too_short', 'rouge_l']
+    """
+    chosen, opts = configure_report(reward, weights, scorer_service, options)
+    return report_keys(chosen, opts.service)
+
+
 def score_report(
     solution_str: str,
     ground_truth: str,
@@ -411,17 +443,13 @@ def score_report(
         :func:`report_keys` -> floats; ``score`` is ``sum(w_k * r_k)``, each ``r_k`` in its
         reward's ``[low, high]``, or the weighted floor.
     """
-    chosen = resolve_weights(reward, weights)
-    opts = make_options(options)
+    chosen, opts = configure_report(reward, weights, scorer_service, options)
     calls: dict[str, dict[str, float]] = {}  # service figures of this sample's scoring calls
     calls_context: Any = contextlib.nullcontext(calls)
-    if scorer_service is not None:
+    if opts.service is not None:
         from radvlm_verl import service
 
-        opts = dataclasses.replace(opts, service=service.parse_service_config(scorer_service))
-        if opts.service is not None:
-            service.check_fallback_range([REPORT_REWARDS[name] for name in chosen], opts.service)
-            calls_context = service.collect_call_stats()
+        calls_context = service.collect_call_stats()
     answer = extract_answer(solution_str, thinking)
     reference = ground_truth if isinstance(ground_truth, str) else str(ground_truth)
     found = answer is not None
