@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch, score_batch
+from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch, score_with_reward_loop
 from radvlm_verl.testing.tiny import build_tiny_tokenizer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -47,7 +47,7 @@ def _score(tokenizer_dir, overrides):
     config = compose_config("grpo_report", [f"actor_rollout_ref.model.path={tokenizer_dir}", "reward.num_workers=1",
                                             "data.train_files=x", "data.val_files=x", *overrides])
     batch = make_reward_batch(AutoTokenizer.from_pretrained(tokenizer_dir), ROWS, RESPONSES)
-    return score_batch(config, batch)
+    return score_with_reward_loop(config, batch)
 
 
 def _expected():

@@ -69,11 +69,11 @@ def fresh(ray_cluster):
 def _toy_reward(name, **toy_config):
     """A report reward on the toy scorer, registered for the test and removed after."""
 
-    def score_batch(hyps, refs, options):
+    def score_pairs(hyps, refs, options):
         scorer = options.scorer("toy_overlap", **toy_config)
         return [{name: s["toy_overlap"]} for s in scorer.score_pairs(hyps, refs)]
 
-    return ReportReward(name, score_batch, 0.0, 1.0, model_based=True, scorers=("toy_overlap",))
+    return ReportReward(name, score_pairs, 0.0, 1.0, model_based=True, scorers=("toy_overlap",))
 
 
 @pytest.fixture()

@@ -53,7 +53,7 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
     import ray
 
     from radvlm_verl.converters.radvlm_json import Options, convert
-    from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch, score_batch
+    from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch, score_with_reward_loop
     from radvlm_verl.testing.tiny import build_tiny_tokenizer
     from transformers import AutoTokenizer
 
@@ -92,7 +92,7 @@ def run_demo(out_dir: str | os.PathLike | None = None, report_reward: str = "rou
     if started_ray:
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(Path(tempfile.gettempdir()) / "radvlm_ray"))
     try:
-        scores, extra = score_batch(config, make_reward_batch(tokenizer, batch_rows, responses))
+        scores, extra = score_with_reward_loop(config, make_reward_batch(tokenizer, batch_rows, responses))
     finally:
         if started_ray:
             ray.shutdown()

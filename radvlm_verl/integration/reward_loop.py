@@ -74,7 +74,7 @@ def make_reward_batch(tokenizer, rows: Sequence[dict[str, Any]], responses: Sequ
     )
 
 
-def score_batch(config, batch) -> tuple[list[float], dict[str, list[Any]]]:
+def score_with_reward_loop(config, batch) -> tuple[list[float], dict[str, list[Any]]]:
     """Score ``batch`` through ``RewardLoopManager``; returns per-sample scores and extra info.
 
     Ray must already be initialised (the caller owns the cluster's lifetime).

@@ -64,8 +64,9 @@ from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError, 
 # An in-process scoring call that takes longer than this is a hung model or a pathological text.
 DEFAULT_CALL_TIMEOUT_S = 300.0
 
-# score_batch(hyps, refs, options) -> one {reward name: value, extra key: value} dict per pair.
-BatchFn = Callable[[list[str], list[str], "ReportOptions"], list[dict[str, float]]]
+# A report reward's scoring of (hypothesis, reference) pairs: (hyps, refs, options) -> one
+# {reward name: value, extra key: value} dict per pair.
+PairScoringFn = Callable[[list[str], list[str], "ReportOptions"], list[dict[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,8 @@ class ReportReward:
 
     Attributes:
         name: key used in reward kwargs and in the result dict.
-        score_batch: ``(hypotheses, references, options) -> [{name: value, *extra_keys}]``.
+        score_pairs: ``(hypotheses, references, options) -> [{name: value, *extra_keys}]``, one dict
+            per pair.
         low, high: documented range of a scored pair.
         floor: value for answers that cannot be scored (missing ``</think>``, too short).
         model_based: texts are cut to ``max_model_chars`` and lower-cased first.
@@ -84,7 +86,7 @@ class ReportReward:
     """
 
     name: str
-    score_batch: BatchFn
+    score_pairs: PairScoringFn
     low: float
     high: float
     floor: float = 0.0
@@ -166,11 +168,11 @@ _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "mi
                  "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float}
 
 
-def _lexical(name: str, fn: Callable[[str, str], float]) -> BatchFn:
-    def score_batch(hyps: list[str], refs: list[str], options: ReportOptions) -> list[dict[str, float]]:
+def _lexical(name: str, fn: Callable[[str, str], float]) -> PairScoringFn:
+    def score_pairs(hyps: list[str], refs: list[str], options: ReportOptions) -> list[dict[str, float]]:
         return [{name: float(fn(h, r))} for h, r in zip(hyps, refs, strict=True)]
 
-    return score_batch
+    return score_pairs
 
 
 def _radgraph_batch(hyps, refs, options):
@@ -362,7 +364,7 @@ def score_report_batch(
             hyps = [prepare_lexical_answer(a, r, options) for a, r in zip(answers, references, strict=True)]
             refs = list(references)
         try:
-            scored = reward.score_batch(hyps, refs, options)
+            scored = reward.score_pairs(hyps, refs, options)
         except ScorerError as error:
             fallback = getattr(options.service, "fallback_score", None)
             if fallback is None or not reward.model_based or not getattr(error, "allows_fallback", True):
