@@ -370,10 +370,11 @@ def score_report_batch(
             if fallback is None or not reward.model_based or not getattr(error, "allows_fallback", True):
                 raise  # no fallback configured, or a set-up failure (service cannot start)
             from radvlm_verl.service import record_fallback  # counted and logged, flagged in the result
+            from radvlm_verl.service.fields import fallback_key
 
             record_fallback(name, error)
             for result in results:
-                result.update({name: fallback, f"{name}_fallback": 1.0}, **dict.fromkeys(reward.extra_keys, math.nan))
+                result.update({name: fallback, fallback_key(name): 1.0}, **dict.fromkeys(reward.extra_keys, math.nan))
             continue
         for result, values in zip(results, scored, strict=True):
             for key in (name, *reward.extra_keys):
