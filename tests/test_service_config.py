@@ -96,6 +96,28 @@ def test_report_options_choose_the_scorer_backend():
     assert remote is dataclasses.replace(options, service=service).scorer("toy_overlap", delay_s=0.0)  # shared
 
 
+def test_the_service_imports_nothing_from_the_rewards():
+    """The service sits below the rewards: no module of it imports them, also not inside a function."""
+    import ast
+    import pathlib
+
+    import radvlm_verl.service
+
+    def imported(node):
+        if isinstance(node, ast.Import):
+            return [alias.name for alias in node.names]
+        if isinstance(node, ast.ImportFrom):
+            return [node.module or ""]
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            return [arg.value for arg in node.args[:1] if isinstance(arg, ast.Constant)]
+        return []
+
+    folder = pathlib.Path(radvlm_verl.service.__file__).parent
+    found = {f"{path.name}: {name}" for path in folder.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+             for name in imported(node) if name == "radvlm_verl.rewards" or name.startswith("radvlm_verl.rewards.")}
+    assert len(list(folder.glob("*.py"))) >= 7 and not found, found
+
+
 def test_deployment_identity():
     svc = ServiceConfig(enabled=True)
     name = deployment_name("chexbert", {"checkpoint": "/w/a.pth", "batch_window_s": 0.005}, svc)
