@@ -10,7 +10,7 @@ The released packages do not run on verl's stack (transformers 5, scikit-learn >
 bert-score tokenizes differently there, so this script runs in an isolated environment with
 transformers 4, on stand-in models rebuilt deterministically from a seed by
 ``radvlm_verl/testing/report_models.py`` (loaded by file path: the project itself is not installed
-there). ``tests/test_report_parity.py`` rebuilds the same models under transformers 5 and asserts
+there). ``tests/rewards/test_report_parity.py`` rebuilds the same models under transformers 5 and asserts
 that the project's scorers and reward reproduce the stored outputs.
 
 Regenerate (a few minutes on 2 CPU cores; see docs/rewards.md):

@@ -11,7 +11,7 @@
 The reward scores a rollout's few boxes as Python lists (``read_grounding``'s rows, as
 ``read_prediction_rows`` gives them, ``iou_rows``, ``matched_similarities``), where numpy's per-call
 overhead would be most of the cost; each gives exactly the values of its numpy counterpart
-(``tests/test_boxes_fast_paths.py``).
+(``tests/boxes/test_fast_paths.py``).
 
 Stored boxes are always normalised ``[x1, y1, x2, y2]`` on the original image.
 """

@@ -6,7 +6,7 @@ All functions take a hypothesis and a reference string and return a float in [0,
   ``rouge_score.RougeScorer(["rougeL"], use_stemmer=False)``.
 - :func:`gleu`: sentence-level Google-BLEU (GLEU) over 1..4-grams on ``13a``-tokenised text, equal
   to NLTK's ``nltk.translate.gleu_score.sentence_gleu`` on sacrebleu's ``Tokenizer13a`` tokens (the
-  parity tested in ``tests/test_lexical_parity.py``). The reference's GLEU reward called Hugging
+  parity tested in ``tests/metrics/test_lexical.py``). The reference's GLEU reward called Hugging
   Face ``evaluate``'s ``google_bleu``, which downloads its script at run time and is not compared.
 - :func:`bleu`: sentence BLEU-n (default BLEU-2, RadCliQ-v1's fourth feature) on RadCliQ's tokens
   (lower-cased, ``.`` split off, split on spaces), equal to NLTK's ``sentence_bleu`` with uniform

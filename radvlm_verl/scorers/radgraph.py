@@ -3,7 +3,7 @@
 radgraph 0.1.18 is the field's reference implementation, but under transformers 5 it fails on two
 tokenizer methods that were removed. :func:`apply_transformers5_compat` adds them back, only when
 missing (verified byte-identical output to transformers 4.57 on the same weights; see
-``tests/test_scorers_radgraph.py`` and the parity fixtures):
+``tests/scorers/test_models.py`` and the parity fixtures in ``tests/rewards/test_report_parity.py``):
 
 1. ``encode_plus`` as an alias of ``__call__`` (radgraph only passes single strings);
 2. ``build_inputs_with_special_tokens(ids_a, ids_b=None)`` -> ``[CLS] + ids_a (+ [SEP] + ids_b) + [SEP]``.

@@ -2,8 +2,6 @@
 
 import logging
 import math
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,20 +45,18 @@ RESPONSES = [
 PAIRS = [(response, ref) for ref in REFERENCES for response in RESPONSES]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
+RAY_NUM_CPUS = 4
+RAY_NAMESPACE = "rv_test"
 
-    temp_dir = tempfile.mkdtemp(prefix="rv_svc_")
-    ray.init(num_cpus=4, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False, namespace="rv_test")
-    yield ray
+
+@pytest.fixture(scope="module")
+def service_cluster(ray_cluster):
+    yield ray_cluster
     shutdown_service()
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture()
-def fresh(ray_cluster):
+def fresh(service_cluster):
     yield
     shutdown_service()
     clear_scorers()
@@ -161,11 +157,11 @@ def test_model_scores_through_the_service_equal_direct_batched_scoring(tiny_weig
     assert stats["max_batch_size"] > 1 and stats["cache_hit_rate"] > 0.5  # texts seen before are not re-encoded
 
 
-def test_radcliq_reports_the_call_figures_of_each_of_its_scorers(tmp_path, fresh):
+def test_radcliq_reports_the_call_figures_of_each_of_its_scorers(report_weights, fresh):
     """RadCliQ scores its three scorers in worker threads: their call figures must still reach the sample."""
     from radvlm_verl.testing.report_models import build_report_weights
 
-    weights = build_report_weights(tmp_path / "weights", seed=3)
+    weights = report_weights(seed=3)
     kwargs = {"report_reward": "radcliq", "report_weights_dir": str(weights), "report_bertscore_num_layers": 1,
               "report_device": "cpu"}
     result = compute_score("cxr_report/t", RESPONSES[0], REFERENCES[0], {"task": "report", "thinking": False},

@@ -9,7 +9,6 @@ from radvlm_verl.metrics.radcliq import radcliq_v1
 from radvlm_verl.rewards import compute_score, result_keys
 from radvlm_verl.rewards.report import REPORT_REWARDS, DEFAULT_REPORT_REWARD, score_report
 from radvlm_verl.scorers.base import clear_scorers
-from radvlm_verl.testing.report_models import build_report_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -20,8 +19,8 @@ ALL_REWARDS = MODEL_REWARDS + ["gleu", "bleu", "rouge_l"]
 
 
 @pytest.fixture(scope="module")
-def kw(tmp_path_factory):
-    root = build_report_weights(tmp_path_factory.mktemp("weights"), seed=5)
+def kw(report_weights):
+    root = report_weights(seed=5)
     clear_scorers()
     yield {"report_weights_dir": str(root), "report_bertscore_num_layers": 1, "report_device": "cpu"}
     clear_scorers()

@@ -15,18 +15,15 @@ import pytest
 
 from radvlm_verl.metrics.chexbert_f1 import chexbert_corpus_f1
 from radvlm_verl.metrics.radgraph_f1 import radgraph_f1_levels
-from radvlm_verl.testing.report_models import build_report_weights
 
 pytestmark = [pytest.mark.filterwarnings("ignore"), pytest.mark.slow]
 
-FIXTURE = json.loads((Path(__file__).parent / "fixtures/parity/report_parity.json").read_text())
+FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/parity/report_parity.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return build_report_weights(
-        tmp_path_factory.mktemp("parity"), seed=FIXTURE["meta"]["seed"], radgraph_types=("radgraph", "radgraph-xl")
-    )
+def weights(report_weights):
+    return report_weights(seed=FIXTURE["meta"]["seed"], radgraph_types=("radgraph", "radgraph-xl"))
 
 
 @pytest.mark.parametrize("model_type", ["radgraph", "radgraph-xl"])

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REWARD_FILES = REPO / "radvlm_verl" / "integration" / "reward_files"
 PLUGINS = sorted(p.stem for p in REWARD_FILES.glob("cxr_*.py"))
 

@@ -42,14 +42,7 @@ class FakeTransferQueue:
             self.store[partition_id].pop(key, None)
 
 
-@pytest.fixture(scope="module")
-def ray_local(tmp_path_factory):
-    import ray
-
-    ray.init(num_cpus=1, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")),
-             logging_level="ERROR", log_to_driver=False)
-    yield ray
-    ray.shutdown()
+RAY_NUM_CPUS = 1
 
 
 def buffer(cls, monkeypatch, groups, max_failed_fraction=None):
@@ -61,7 +54,7 @@ def buffer(cls, monkeypatch, groups, max_failed_fraction=None):
                sampler_kwargs=kwargs, refill_fn=lambda n: None)
 
 
-async def _fail_once(ray_local, tmp_path, message="CheXbert weights missing: chexbert.pth"):
+async def _fail_once(ray_cluster, tmp_path, message="CheXbert weights missing: chexbert.pth"):
     """The radvlm manager scoring a sample whose reward function raises (as a broken scorer does)."""
     from transformers import AutoTokenizer
 
@@ -76,8 +69,8 @@ async def _fail_once(ray_local, tmp_path, message="CheXbert weights missing: che
         await RadVLMRewardManager(config, tokenizer, broken).run_single(make_reward_batch(tokenizer, [row], ["x"]))
 
 
-async def test_default_stops_with_the_reward_error(ray_local, tmp_path, monkeypatch):
-    await _fail_once(ray_local, tmp_path)
+async def test_default_stops_with_the_reward_error(ray_cluster, tmp_path, monkeypatch):
+    await _fail_once(ray_cluster, tmp_path)
     count, messages = failures.recent_failures()
     assert count >= 1 and "sample 'fake-7'" in messages[-1] and "FileNotFoundError" in messages[-1]
 
@@ -89,7 +82,7 @@ async def test_default_stops_with_the_reward_error(ray_local, tmp_path, monkeypa
     assert "max_failed_fraction=0" in text and "chexbert.pth" in text
 
 
-async def test_a_non_finite_score_is_recorded_too(ray_local, tmp_path):
+async def test_a_non_finite_score_is_recorded_too(ray_cluster, tmp_path):
     """The manager's own check of the result is a reward failure like any other: the sampler quotes it."""
     from transformers import AutoTokenizer
 

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from radvlm_verl.checks.config import compose, unset_required
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
 PAPER_RUNS = re.findall(r"`bash recipes/run\.sh (\w+) (\w+)`", (RECIPES / "README.md").read_text())
 CLEAN_ENV = {k: v for k, v in os.environ.items()

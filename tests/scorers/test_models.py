@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from radvlm_verl.scorers.base import ScorerError, clear_scorers, get_scorer
-from radvlm_verl.testing.report_models import build_chexbert_checkpoint, build_report_weights
+from radvlm_verl.testing.report_models import build_chexbert_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -27,8 +27,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return build_report_weights(tmp_path_factory.mktemp("weights"), seed=11)
+def weights(report_weights):
+    return report_weights(seed=11)
 
 
 @pytest.fixture(scope="module")

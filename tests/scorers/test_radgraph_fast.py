@@ -4,7 +4,6 @@ import random
 
 import pytest
 
-from radvlm_verl.testing.report_models import build_report_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -27,10 +26,10 @@ def varied_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scorers(tmp_path_factory):
+def scorers(report_weights):
     from radvlm_verl.scorers.radgraph import RadGraphScorer
 
-    weights = build_report_weights(tmp_path_factory.mktemp("w"), seed=5, radgraph_types=("radgraph-xl", "radgraph"))
+    weights = report_weights(seed=5, radgraph_types=("radgraph-xl", "radgraph"))
     return [RadGraphScorer(model_type=t, weights_dir=weights, device="cpu") for t in ("radgraph-xl", "radgraph")]
 
 

@@ -1,6 +1,6 @@
 """The grounding reward through ``compute_score``: paper vectors, formats, empty cases, errors.
 
-Parity with the paper's own reward code: tests/test_grounding_paper_code_parity.py.
+Parity with the paper's own reward code: tests/rewards/test_grounding_paper_code_parity.py.
 """
 
 import json

@@ -21,10 +21,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    from radvlm_verl.testing.report_models import build_report_weights
-
-    return build_report_weights(tmp_path_factory.mktemp("weights"))
+def weights(report_weights):
+    return report_weights()
 
 
 @pytest.mark.slow

@@ -30,7 +30,6 @@ from radvlm_verl.scorers.weights import (
     resolve_weight,
 )
 from radvlm_verl.testing.hub_standin import HubStandin
-from radvlm_verl.testing.report_models import build_report_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -52,9 +51,9 @@ def tar_gz(folder: Path) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def source(report_weights):
     """A weights directory of tiny models: what the stand-in hub serves."""
-    return build_report_weights(tmp_path_factory.mktemp("source"), seed=7)
+    return report_weights(seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +94,7 @@ def run_cli(args, tmp_path, endpoint):
            if not key.startswith(("HF_", "HUGGING_FACE_")) and key != "RADVLM_VERL_WEIGHTS"}
     env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1",
                XDG_CACHE_HOME=str(tmp_path / "xdg-cache"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), env.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), env.get("PYTHONPATH")])))
     return subprocess.run([sys.executable, "-m", "radvlm_verl.cli", *args], capture_output=True, text=True,
                           env=env, timeout=600)
 

@@ -13,7 +13,7 @@ from radvlm_verl.converters.cli import add_convert_commands, main, run_convert
 from radvlm_verl.converters.leakage import LeakageError, find_leakage, patient_key
 from radvlm_verl.testing.cxr_layouts import MS_CXR_HEADER, MimicImage, write_csv, write_image, write_mimic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -30,7 +30,7 @@ import pytest
 from radvlm_verl.metrics.grounding import radvlm_map, radvlm_sample_ap, sample_from_rollout
 from radvlm_verl.rewards import compute_score
 
-FIXTURE = json.loads((Path(__file__).parent / "fixtures/parity/grounding_paper_code.json").read_text())
+FIXTURE = json.loads((Path(__file__).parents[1] / "fixtures/parity/grounding_paper_code.json").read_text())
 CASES = FIXTURE["cases"]
 BY_ID = {case["id"]: case for case in CASES}
 SOURCE = "cxr_grounding/synthetic"

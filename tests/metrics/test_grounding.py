@@ -1,6 +1,6 @@
 """Grounding metrics: RadVLM per-sample AP, COCO mAP (native vs pycocotools), COCO JSON export.
 
-Parity with the paper's own evaluate_boxes: tests/test_grounding_paper_code_parity.py.
+Parity with the paper's own evaluate_boxes: tests/rewards/test_grounding_paper_code_parity.py.
 """
 
 import contextlib
@@ -71,7 +71,7 @@ def test_radvlm_avg_iou_pools_all_pairs_unlike_the_per_sample_mean():
     ]
     out = radvlm_map(samples)
     # the five (prediction, ground truth) pairs pooled; the paper's evaluate_boxes gives the same on this
-    # set and on random ones (tests/test_grounding_paper_code_parity.py)
+    # set and on random ones (tests/rewards/test_grounding_paper_code_parity.py)
     assert out["avg_iou"] == pytest.approx((1.0 + 4 / 9 + 0.0 + 0.0 + 0.04 / 0.05) / 5, abs=1e-12)
     per_sample = [1.0, float(np.mean([4 / 9, 0.0, 0.0, 0.04 / 0.05]))]
     assert out["mean_pairwise_iou"] == pytest.approx(np.mean(per_sample), abs=1e-12)

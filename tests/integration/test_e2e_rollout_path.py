@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
-import shutil
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -35,7 +32,6 @@ import pytest
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
 GROUP_SIZE = 4
 REWARD_KWARGS = {"report_reward": "gleu", "grounding_reward": "soft_f1", "grounding_precision": "tp_mass_plus_fp"}
 # The two ways a recipe can load our reward into verl's reward loop.
@@ -105,24 +101,6 @@ SCRIPTS = {
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    # Ray workers inherit this environment: they must import this checkout, not an installed copy.
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), saved) if p)
-    temp_dir = tempfile.mkdtemp(prefix="rv_ray_")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
-    if saved is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = saved
 
 
 def convert_padchest(root: Path, studies, **options) -> Path:
@@ -432,7 +410,7 @@ def test_a_reward_that_raises_stops_the_agent_loop_and_is_recorded(actors, conve
     """A reward exception inside verl's rollout path reaches the run's failure ledger with its message.
 
     Under the V1 trainer the agent loop only logs it and tags the group ``failure``; the recipes'
-    sampler then stops the run quoting the ledger (tests/test_failure_policy.py). Here the legacy
+    sampler then stops the run quoting the ledger (tests/integration/test_failure_policy.py). Here the legacy
     ``AgentLoopWorker`` raises it, and the ledger, written by the real ``RewardLoopWorker`` actor,
     is read back in this driver as the sampler reads it.
     """

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from radvlm_verl.testing.report_models import build_report_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -13,8 +12,8 @@ HYPOTHESES = ["no pneumothorax", "moderate cardiomegaly with mild edema", "lungs
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return build_report_weights(tmp_path_factory.mktemp("w"), seed=3, radgraph_types=())
+def weights(report_weights):
+    return report_weights(seed=3, radgraph_types=())
 
 
 @pytest.mark.parametrize(("config", "model"), [("eval", "distilbert-base-uncased"), ("radcliq", "distilroberta-base")])

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from radvlm_verl.checks import config as preflight_config
 from radvlm_verl.checks.config import REQUIRED_MARK, config_groups, unset_required
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "radvlm_verl" / "configs"
 GROUPS = {g: sorted(p.stem for p in (CONFIGS / g).glob("*.yaml")) for g in ("task", "policy", "placement", "reward_service")}
 FILLED = ["data.train_files=/d/train.parquet", "data.val_files=/d/val.parquet"]

@@ -14,7 +14,7 @@ from PIL import Image
 from radvlm_verl.converters.rows import AtomicParquetWriter, image_entry, make_row, row_schema
 from radvlm_verl.checks.preflight import run_preflight
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUILDER = REPO / "recipes" / "build_coldstart_sft.py"
 
 

@@ -2,7 +2,7 @@
 
 ``tests/fixtures/grounding_previous_results.json`` holds the results (``repr`` of every value, in
 :data:`RESULT_KEYS` order) of the seeded samples of :func:`_samples`, written by the implementation before the pure-Python fast path (commit
-612c241) with ``python tests/test_grounding_speed_parity.py --write``. The samples cover every
+612c241) with ``python tests/rewards/test_grounding_speed_parity.py --write``. The samples cover every
 box format, reward, precision definition and threshold, 1 to 24 boxes (so both the small-matrix
 path and the numpy path for large matrices, and sums of 8 or more matched IoUs), and edge cases:
 invalid (inverted, zero-area, out-of-range, overflowing) predictions, duplicates, touching and
@@ -19,7 +19,7 @@ from pathlib import Path
 from radvlm_verl.rewards import compute_score
 from radvlm_verl.rewards.grounding import RESULT_KEYS
 
-FIXTURE = Path(__file__).parent / "fixtures" / "grounding_previous_results.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "grounding_previous_results.json"
 SOURCE = "cxr_grounding/parity"
 FORMATS = {"radvlm_norm01": (1.0, 1.0), "qwen_rel1000": (1000.0, 1000.0), "qwen25_abs": (616.0, 728.0)}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "radvlm_verl" / "configs"
 # Primary GRPO configs (`_*.yaml` are included by them; `sft_*.yaml` are for verl.trainer.sft_trainer).
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith(("_", "sft_")))

@@ -1,8 +1,5 @@
 """verl's RewardLoopManager on a local CPU Ray cluster, through each way of loading our rewards."""
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +9,7 @@ from radvlm_verl.testing.tiny import build_tiny_tokenizer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REF = "Small left pleural effusion. No pneumothorax."
 ROWS = [
     {"data_source": "cxr_report/demo", "reward_model": {"style": "rule", "ground_truth": REF},
@@ -23,17 +20,6 @@ ROWS = [
      "extra_info": {"task": "report", "thinking": False, "id": "c"}},
 ]
 RESPONSES = [REF, "thinking</think>Small left pleural effusion.", "Heart size is normal."]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    temp_dir = tempfile.mkdtemp(prefix="rv_ray_")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +73,14 @@ def test_drop_in_reward_file_with_verls_naive_manager(ray_cluster, tokenizer_dir
 ALL_REPORT_REWARDS = ["radcliq", "radgraph", "bertscore", "chexbert", "chexbert_semb", "gleu", "bleu", "rouge_l"]
 
 
-def test_every_report_reward_scores_through_the_reward_loop(ray_cluster, tokenizer_dir, tmp_path):
+def test_every_report_reward_scores_through_the_reward_loop(ray_cluster, tokenizer_dir, report_weights):
     """One weighted run covers every report reward: each component reaches reward_extra_info unchanged."""
     import numpy as np
 
     from radvlm_verl.rewards import compute_score
     from radvlm_verl.scorers.base import clear_scorers
-    from radvlm_verl.testing.report_models import build_report_weights
 
-    weights_dir = build_report_weights(tmp_path / "weights", seed=3)
+    weights_dir = report_weights(seed=3)
     options = {"report_weights_dir": str(weights_dir), "report_bertscore_num_layers": 1, "report_device": "cpu"}
     mix = "{" + ",".join(f"{name}:1.0" for name in ALL_REPORT_REWARDS) + "}"
     scores, extra = _score(tokenizer_dir, [

@@ -114,12 +114,10 @@ UNANSWERED = ("rep-0001", "rep-0003", "rep-0005")
 
 
 @pytest.mark.slow
-def test_rexrank_columns_equal_the_project_metrics_with_tiny_models(tmp_path, monkeypatch, capsys):
+def test_rexrank_columns_equal_the_project_metrics_with_tiny_models(tmp_path, monkeypatch, capsys, report_weights):
     from radvlm_verl.evaluation import green
     from radvlm_verl.scorers.base import clear_scorers
-    from radvlm_verl.testing.report_models import build_report_weights
-
-    weights = build_report_weights(tmp_path / "weights", radgraph_types=("radgraph-xl", "radgraph"))
+    weights = report_weights(radgraph_types=("radgraph-xl", "radgraph"))
     clear_scorers()
     monkeypatch.setattr(green, "judge_from_options", lambda url, *a, **k: fake_green_judge if url else None)
     parquet, rows = write_test_parquet(tmp_path / "d", n_report=8, n_grounding=0, thinking=True, seed=5)
