@@ -43,7 +43,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from radvlm_verl.rewards import compute_score
-    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.scorers.registry import clear_scorers
 
     kwargs = {"report_device": "cpu"}
     if args.tiny or not os.environ.get("RADVLM_VERL_WEIGHTS"):

@@ -78,7 +78,7 @@ class PairServer:
 
     def __init__(self, reward_kwargs: dict, cache: bool):
         from radvlm_verl.rewards import compute_score
-        from radvlm_verl.scorers.base import _INSTANCES
+        from radvlm_verl.scorers.registry import _INSTANCES
         from radvlm_verl.scorers.batching import TextCache
 
         self.compute_score = compute_score

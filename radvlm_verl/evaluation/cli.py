@@ -88,7 +88,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     Bad input (files, flags, weights) is one ``error: <what, where>`` line on stderr and exit
     status 2, as for ``convert``; the library functions raise typed errors that say what and where.
     """
-    from radvlm_verl.scorers.base import ScorerError
+    from radvlm_verl.scorers.registry import ScorerError
 
     try:
         return _evaluate(args)

@@ -13,7 +13,7 @@ and ``{candidate}`` placeholders. The built-in template is this project's own wo
 request.
 
 An answer that cannot be parsed scores NaN (left out of the mean and counted); an endpoint that
-fails raises :class:`~radvlm_verl.scorers.base.ScorerError`: no score is made up.
+fails raises :class:`~radvlm_verl.scorers.registry.ScorerError`: no score is made up.
 
 Example:
     >>> text = ("[Clinically Significant Errors]:\\n(a) ...: 1. x\\n(b) ...: 0.\\n(c) ...: 0.\\n"
@@ -33,7 +33,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from radvlm_verl.scorers.base import ScorerError
+from radvlm_verl.scorers.registry import ScorerError
 
 # judge(prompts) -> one generated text per prompt
 Judge = Callable[[list[str]], list[str]]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from radvlm_verl.rewards import compute_score
-from radvlm_verl.scorers.base import ScorerError
+from radvlm_verl.scorers.registry import ScorerError
 from radvlm_verl.service import ServiceNotReadyError, collect_call_stats, parse_service_config
 
 logger = logging.getLogger("radvlm_verl.service")

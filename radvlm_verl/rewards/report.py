@@ -26,7 +26,7 @@ Lexical rewards see the answer cut to ``max(max_model_chars, lexical_length_rati
 characters (16x by default: normal answers are unchanged, a runaway 1 MB rollout costs milliseconds).
 Model-based rewards see the texts cut to ``max_model_chars`` (2048) characters and lower-cased, as
 the reference's reward servers did; lexical rewards see the answer's own case. Their scorers come from
-:func:`radvlm_verl.scorers.base.get_scorer` (batched across concurrent calls, cached per text), or
+:func:`radvlm_verl.scorers.registry.get_scorer` (batched across concurrent calls, cached per text), or
 from the scorer service's :func:`radvlm_verl.service.remote_scorer` when ``scorer_service`` is on.
 
 :func:`score_report` returns the same keys for every sample of a configuration: ``score``,
@@ -59,7 +59,7 @@ from radvlm_verl.core.thinking import as_bool, extract_answer
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR, radcliq_v1
 from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
-from radvlm_verl.scorers.base import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
+from radvlm_verl.scorers.registry import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
 
 # An in-process scoring call that takes longer than this is a hung model or a pathological text.
 DEFAULT_CALL_TIMEOUT_S = 300.0
@@ -130,7 +130,7 @@ class ReportOptions:
         """The shared scorer ``name`` for these options (built once per configuration).
 
         With ``service`` set it is the scorer service's :class:`~radvlm_verl.service.RemoteScorer`
-        of that configuration, else the in-process scorer of :func:`~radvlm_verl.scorers.base.get_scorer`.
+        of that configuration, else the in-process scorer of :func:`~radvlm_verl.scorers.registry.get_scorer`.
         """
         if name not in SCORER_FACTORIES:
             importlib.import_module(f"radvlm_verl.scorers.{name}")  # registers the factory

@@ -1,1 +1,1 @@
-"""Model-based scorers (RadGraph, CheXbert, BERTScore) behind one batched interface (see base.py)."""
+"""Model-based scorers (RadGraph, CheXbert, BERTScore) behind one batched interface (see registry.py)."""

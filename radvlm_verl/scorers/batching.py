@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
-from radvlm_verl.scorers.base import ScorerError, ScorerTimeoutError, scorable_text
+from radvlm_verl.scorers.registry import ScorerError, ScorerTimeoutError, scorable_text
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -239,9 +239,9 @@ class BatchedPairScorer:
 
     Subclasses set ``name`` and ``keys`` and implement ``_score_batch(hyps, refs)`` for one
     deduplicated batch (each (hyp, ref) pair appears once). Texts are made encodable first
-    (:func:`~radvlm_verl.scorers.base.scorable_text`); a pair that fails fails alone (see
+    (:func:`~radvlm_verl.scorers.registry.scorable_text`); a pair that fails fails alone (see
     :class:`MicroBatcher`); a call that gets no result within ``call_timeout_s`` raises
-    :class:`~radvlm_verl.scorers.base.ScorerTimeoutError`.
+    :class:`~radvlm_verl.scorers.registry.ScorerTimeoutError`.
 
     Args:
         batch_window_s, max_batch: micro-batching (see :class:`MicroBatcher`).

@@ -38,7 +38,7 @@ import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
+from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
 from radvlm_verl.scorers.weights import resolve_weight

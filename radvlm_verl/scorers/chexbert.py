@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from radvlm_verl.metrics.chexbert_f1 import binary_labels, chexbert_pair_f1, cosine_similarity
-from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
+from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -87,7 +87,7 @@ class CheXbertScorer(BatchedPairScorer):
         checkpoint: path of ``chexbert.pth`` (default: resolved by :mod:`radvlm_verl.scorers.weights`).
         encoder: directory (or cached hub id) with the ``bert-base-uncased`` tokenizer and config.
         weights_dir: project weights directory.
-        device: torch device; default :func:`~radvlm_verl.scorers.base.default_device`.
+        device: torch device; default :func:`~radvlm_verl.scorers.registry.default_device`.
         batch_size: reports per forward pass.
         zero_division: ``chexbert_label_f1`` when neither side has a positive label.
         cache_size, batch_window_s, max_batch, call_timeout_s: caching, micro-batching and the time

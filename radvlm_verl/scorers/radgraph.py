@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_levels
-from radvlm_verl.scorers.base import ScorerError, default_device, register_scorer
+from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
 from radvlm_verl.scorers.weights import RADGRAPH_MODEL_FILES, resolve_weight
@@ -148,7 +148,7 @@ class RadGraphScorer(BatchedPairScorer):
         model_cache_dir: directory holding ``<model_type>/`` (extracted archive); default: resolved
             by :mod:`radvlm_verl.scorers.weights` (``<weights_dir>/radgraph`` or radgraph's cache).
         weights_dir: the project weights directory (see :mod:`radvlm_verl.scorers.weights`).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default :func:`~radvlm_verl.scorers.base.default_device`.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default :func:`~radvlm_verl.scorers.registry.default_device`.
         cache_size: graphs kept per text (LRU).
         batch_window_s, max_batch, call_timeout_s: micro-batching and the time limit of one call (see
             :class:`~radvlm_verl.scorers.batching.BatchedPairScorer`).

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radvlm_verl.core.atomic_files import write_text_atomic
-from radvlm_verl.scorers.base import ScorerError
+from radvlm_verl.scorers.registry import ScorerError
 
 WEIGHTS_ENV = "RADVLM_VERL_WEIGHTS"
 MANIFEST_NAME = "weights-manifest.json"

@@ -20,7 +20,7 @@ import socket
 import time
 from typing import Any
 
-from radvlm_verl.scorers.base import SCORER_FACTORIES, ScorerError
+from radvlm_verl.scorers.registry import SCORER_FACTORIES, ScorerError
 from radvlm_verl.scorers.batching import MicroBatcher, TextCache
 from radvlm_verl.service.stats import ScorerStats, hit_rate
 
@@ -35,7 +35,7 @@ class ScorerReplica:
     """A scorer plus cross-request micro-batching and statistics.
 
     Args:
-        scorer: registered scorer name (see :func:`radvlm_verl.scorers.base.register_scorer`).
+        scorer: registered scorer name (see :func:`radvlm_verl.scorers.registry.register_scorer`).
         factory_module: module whose import registers ``scorer`` (imported here first).
         scorer_config: keyword arguments of the scorer factory.
         max_batch_size, max_wait_ms: batching bounds of this replica.

@@ -4,7 +4,7 @@ A *deployment* is the set of replicas of one scorer configuration (scorer name, 
 batching bounds), named ``radvlm-<scorer>-<hash>-<i>`` in the configured Ray namespace. Every
 reward worker that needs it gets-or-creates the same named actors, so all workers share them.
 
-:class:`RemoteScorer` is a :class:`~radvlm_verl.scorers.base.PairScorer`: the report rewards use it
+:class:`RemoteScorer` is a :class:`~radvlm_verl.scorers.registry.PairScorer`: the report rewards use it
 exactly like an in-process scorer. :func:`remote_scorer` hands it out; the report reward asks for
 it when its options carry an enabled ``scorer_service`` (``ReportOptions.scorer``). Each call goes
 to the next replica (round robin) with ``call_timeout_s``; a failed call is retried on the next
@@ -24,8 +24,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from radvlm_verl.scorers import base
-from radvlm_verl.scorers.base import SCORER_FACTORIES, ScorerError
+from radvlm_verl.scorers import registry
+from radvlm_verl.scorers.registry import SCORER_FACTORIES, ScorerError
 from radvlm_verl.service.actor import ScorerReplica
 from radvlm_verl.service.config import ServiceConfig, deployment_name
 from radvlm_verl.service.stats import record_call
@@ -401,4 +401,4 @@ def shutdown_service() -> None:
         _REMOTES.clear()
     for remote in remotes:
         remote.shutdown()
-    base.clear_scorers()
+    registry.clear_scorers()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from radvlm_verl.scorers.base import ScorerError, register_scorer
+from radvlm_verl.scorers.registry import ScorerError, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 
 

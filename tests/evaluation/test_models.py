@@ -27,7 +27,7 @@ def weights(report_weights):
 
 @pytest.mark.slow
 def test_model_metrics_match_the_report_rewards_and_corpus_f1(weights, tmp_path):
-    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.scorers.registry import clear_scorers
 
     clear_scorers()
     parquet, rows = write_test_parquet(tmp_path / "d", n_report=8, n_grounding=0, thinking=True, seed=3)
@@ -114,7 +114,7 @@ def test_green_template_and_judge_failures():
     with pytest.raises(ValueError, match="candidate"):
         green.check_template("only {reference}")
     assert green.build_prompt("R", "C", "ref={reference} cand={candidate}") == "ref=R cand=C"
-    from radvlm_verl.scorers.base import ScorerError
+    from radvlm_verl.scorers.registry import ScorerError
 
     def broken(prompts):
         raise ConnectionError("refused")

@@ -192,7 +192,7 @@ def test_bad_configuration_errors(data, tmp_path):
 
 
 def test_missing_weights_is_a_clear_error(data, tmp_path, monkeypatch):
-    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.scorers.registry import clear_scorers
     from radvlm_verl.scorers.weights import MissingWeightsError
 
     monkeypatch.setenv("RADVLM_VERL_WEIGHTS", str(tmp_path / "empty"))

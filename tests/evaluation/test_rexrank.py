@@ -116,7 +116,7 @@ UNANSWERED = ("rep-0001", "rep-0003", "rep-0005")
 @pytest.mark.slow
 def test_rexrank_columns_equal_the_project_metrics_with_tiny_models(tmp_path, monkeypatch, capsys, report_weights):
     from radvlm_verl.evaluation import green
-    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.scorers.registry import clear_scorers
     weights = report_weights(radgraph_types=("radgraph-xl", "radgraph"))
     clear_scorers()
     monkeypatch.setattr(green, "judge_from_options", lambda url, *a, **k: fake_green_judge if url else None)

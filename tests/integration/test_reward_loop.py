@@ -78,7 +78,7 @@ def test_every_report_reward_scores_through_the_reward_loop(ray_cluster, tokeniz
     import numpy as np
 
     from radvlm_verl.rewards import compute_score
-    from radvlm_verl.scorers.base import clear_scorers
+    from radvlm_verl.scorers.registry import clear_scorers
 
     weights_dir = report_weights(seed=3)
     options = {"report_weights_dir": str(weights_dir), "report_bertscore_num_layers": 1, "report_device": "cpu"}

@@ -8,7 +8,7 @@ import pytest
 from radvlm_verl.metrics.radcliq import radcliq_v1
 from radvlm_verl.rewards import compute_score, result_keys
 from radvlm_verl.rewards.report import REPORT_REWARDS, DEFAULT_REPORT_REWARD, score_report
-from radvlm_verl.scorers.base import clear_scorers
+from radvlm_verl.scorers.registry import clear_scorers
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -127,7 +127,7 @@ def test_weighted_combination_and_config_errors(kw):
 
 
 def test_radcliq_radgraph_option_chooses_the_model_and_rejects_others(kw):
-    from radvlm_verl.scorers.base import ScorerError
+    from radvlm_verl.scorers.registry import ScorerError
 
     with pytest.raises(ValueError, match=r"report_radcliq_radgraph='radgraph-v2'; expected 'radgraph-xl'.*'radgraph'"):
         score(HYP, "radcliq", kw, report_radcliq_radgraph="radgraph-v2")

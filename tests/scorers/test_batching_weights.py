@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from radvlm_verl.scorers.base import ScorerError
+from radvlm_verl.scorers.registry import ScorerError
 from radvlm_verl.scorers.batching import BatchedPairScorer, MicroBatcher, TextCache
 from radvlm_verl.scorers.weights import WEIGHTS, WEIGHTS_ENV, MissingWeightsError, describe_weights, resolve_weight
 
@@ -105,7 +105,7 @@ def test_a_scorer_names_the_pair_it_cannot_score_and_scores_the_others():
 
 
 def test_a_call_past_its_time_limit_is_a_clear_error_and_later_calls_still_work():
-    from radvlm_verl.scorers.base import ScorerTimeoutError
+    from radvlm_verl.scorers.registry import ScorerTimeoutError
     from radvlm_verl.service.testing import ToyOverlapScorer
 
     scorer = ToyOverlapScorer(delay_s=1.0, batch_window_s=0.0, call_timeout_s=0.2)

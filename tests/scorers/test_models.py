@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from radvlm_verl.scorers.base import ScorerError, clear_scorers, get_scorer
+from radvlm_verl.scorers.registry import ScorerError, clear_scorers, get_scorer
 from radvlm_verl.testing.report_models import build_chexbert_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore")

@@ -7,7 +7,7 @@ here (the machine has none) so that the decision itself is what is tested.
 
 import pytest
 
-from radvlm_verl.scorers.base import default_device
+from radvlm_verl.scorers.registry import default_device
 
 
 def test_outside_ray_cuda_is_used_when_present(monkeypatch):
@@ -31,7 +31,7 @@ def test_a_ray_actor_without_gpus_scores_on_cpu(tmp_path_factory):
                 import torch
 
                 torch.cuda.is_available = lambda: True  # as on a GPU node, where torch sees every GPU
-                from radvlm_verl.scorers.base import default_device
+                from radvlm_verl.scorers.registry import default_device
 
                 return default_device()
 

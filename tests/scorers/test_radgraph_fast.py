@@ -60,7 +60,7 @@ def test_fast_path_equals_radgraphs_own(scorers):
 
 
 def test_annotate_equals_the_stock_loop_and_falls_back(scorers, monkeypatch):
-    from radvlm_verl.scorers.base import ScorerError
+    from radvlm_verl.scorers.registry import ScorerError
 
     scorer = scorers[0]
     texts = varied_texts(20, seed=1)

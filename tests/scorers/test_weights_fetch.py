@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from radvlm_verl.rewards import compute_score
-from radvlm_verl.scorers.base import clear_scorers
+from radvlm_verl.scorers.registry import clear_scorers
 from radvlm_verl.scorers.fetch import FetchError, download_bar, fetch_weights
 from radvlm_verl.scorers.weights import (
     MANIFEST_NAME,

@@ -11,7 +11,7 @@ import pytest
 from radvlm_verl.integration.service_readiness import ensure_service_ready
 from radvlm_verl.rewards import compute_score
 from radvlm_verl.rewards.report import REPORT_REWARDS, ReportReward
-from radvlm_verl.scorers.base import clear_scorers
+from radvlm_verl.scorers.registry import clear_scorers
 from radvlm_verl.service import (
     RemoteScorer,
     ServiceConfig,
