@@ -331,8 +331,8 @@ def report_keys(chosen: Mapping[str, float], service: Any = None) -> list[str]:
     for name in chosen:
         keys.append(name)
         keys.extend(REPORT_REWARDS[name].extra_keys)
-    if service is not None:  # fallback flags and service figures (radvlm_verl.service.fields)
-        from radvlm_verl.service.fields import service_result_keys
+    if service is not None:  # fallback flags and service figures (radvlm_verl.service.result_fields)
+        from radvlm_verl.service.result_fields import service_result_keys
 
         keys.extend(service_result_keys([REPORT_REWARDS[name] for name in chosen], service))
     return keys
@@ -370,7 +370,7 @@ def score_report_batch(
             if fallback is None or not reward.model_based or not getattr(error, "allows_fallback", True):
                 raise  # no fallback configured, or a set-up failure (service cannot start)
             from radvlm_verl.service import record_fallback  # counted and logged, flagged in the result
-            from radvlm_verl.service.fields import fallback_key
+            from radvlm_verl.service.result_fields import fallback_key
 
             record_fallback(name, error)
             for result in results:

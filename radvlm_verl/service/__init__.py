@@ -18,7 +18,7 @@ from radvlm_verl.service.client import (
     shutdown_service,
 )
 from radvlm_verl.service.config import ServiceConfig, deployment_name, parse_service_config
-from radvlm_verl.service.fields import check_fallback_range, service_result_fields, service_result_keys
+from radvlm_verl.service.result_fields import check_fallback_range, service_result_fields, service_result_keys
 from radvlm_verl.service.stats import (
     CALL_STAT_FIELDS,
     call_stat_keys,
