@@ -24,23 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
-    BoxDropped,
+from radvlm_verl.boxes.formats import BoxDropped
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.mimic_cxr import image_relpath
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
     image_key,
     image_store,
-    iter_csv,
     limited,
-    load_json,
-    load_mimic_split,
     norm_box,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
-from radvlm_verl.converters.mimic_cxr import image_relpath
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv, load_json
+from radvlm_verl.converters.splits import load_mimic_split
 from radvlm_verl.core.ground_truth import grounding_truth
 
 DATASET = "chest_imagenome"

@@ -20,21 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
-    carve_split,
     first_section,
     image_key,
     image_store,
-    iter_csv,
     limited,
-    normalise_split,
     progress,
     resolve_image,
     write_rows,
 )
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv
+from radvlm_verl.converters.splits import carve_split, normalise_split
 
 DATASET = "chexpert_plus"
 COLUMNS = ("path_to_image", "frontal_lateral", "deid_patient_id", "section_findings", "section_impression", "split")

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.boxes.formats import BOX_FORMATS, DEFAULT_BOX_FORMAT
-from radvlm_verl.converters.common import SPLITS, THINKING_MODES
 from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.row_builder import THINKING_MODES
 from radvlm_verl.converters.rows import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from radvlm_verl.converters.splits import SPLITS
 
 
 def _csv_list(value: str) -> tuple[str, ...]:

@@ -23,20 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
-    carve_split,
     clean_report,
     first_section,
     image_store,
-    iter_csv,
     limited,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv
+from radvlm_verl.converters.splits import carve_split
 
 DATASET = "iu_xray"
 SECTIONS = ("findings", "impression")

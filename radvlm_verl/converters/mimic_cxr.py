@@ -30,22 +30,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
     clean_report,
-    default_csv,
     first_section,
     image_key,
     image_store,
-    iter_csv,
     limited,
-    load_mimic_split,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import default_csv, iter_csv
+from radvlm_verl.converters.splits import load_mimic_split
 
 DATASET = "mimic_cxr"
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition")  # the size is read from the image

@@ -5,7 +5,7 @@ h, image_width, image_height[, split]``; boxes ``x, y, w, h`` in original-image 
 may span several rows) and the MIMIC-CXR-JPG root that ``path`` is relative to.
 
 Boxes become ``[x/W, y/H, (x+w)/W, (y+h)/H]`` with ``W, H = image_width, image_height``, clipped to
-[0, 1] by :func:`~radvlm_verl.converters.common.norm_box` (the coordinate rule of every converter). Split authority (``split_source``): ``mimic`` (default, the
+[0, 1] by :func:`~radvlm_verl.converters.row_builder.norm_box` (the coordinate rule of every converter). Split authority (``split_source``): ``mimic`` (default, the
 MIMIC-CXR official split file, so MS-CXR never leaks into the MIMIC report test set) or ``ms-cxr``
 (the CSV's own column). The two disagree for a few hundred images; the count is reported.
 """
@@ -19,23 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
-    BoxDropped,
+from radvlm_verl.boxes.formats import BoxDropped
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
     image_key,
     image_store,
-    iter_csv,
-    load_mimic_split,
-    normalise_split,
     norm_box,
-    parse_float,
     progress,
     resolve_image,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv, parse_float
+from radvlm_verl.converters.splits import load_mimic_split, normalise_split
 from radvlm_verl.core.ground_truth import grounding_truth
 
 DATASET = "ms_cxr"

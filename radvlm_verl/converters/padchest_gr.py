@@ -25,23 +25,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
-    BoxDropped,
+from radvlm_verl.boxes.formats import BoxDropped
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.fusion import weighted_boxes_fusion
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
     clean_report,
     image_store,
-    iter_csv,
     limited,
-    load_json,
     norm_box,
-    normalise_split,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
-from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv, load_json
+from radvlm_verl.converters.splits import normalise_split
 from radvlm_verl.core.ground_truth import grounding_truth
 from radvlm_verl.core.tasks import PHRASE_GROUNDING, REPORT
 

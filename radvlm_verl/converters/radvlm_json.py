@@ -28,22 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.boxes.formats import RADVLM_NORM01
+from radvlm_verl.boxes.formats import RADVLM_NORM01, BoxDropped
 from radvlm_verl.boxes.parse import BOX_PATTERN, parse_boxes
-from radvlm_verl.converters.common import (
-    BoxDropped,
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
     image_key,
     image_store,
     limited,
-    iter_json_array,
     norm_box,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
 from radvlm_verl.converters.rows import ConversionSummary, split_fraction
+from radvlm_verl.converters.source_files import iter_json_array
 from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
 from radvlm_verl.core.tasks import RL_TASKS
 

@@ -29,22 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.converters.common import (
-    BoxDropped,
+from radvlm_verl.boxes.formats import BoxDropped
+from radvlm_verl.converters.errors import ConversionError
+from radvlm_verl.converters.fusion import weighted_boxes_fusion
+from radvlm_verl.converters.row_builder import (
     CommonOptions,
     RowBuilder,
-    carve_split,
     image_store,
-    iter_csv,
     limited,
     norm_box,
-    parse_float,
     progress,
     write_rows,
 )
-from radvlm_verl.converters.errors import ConversionError
-from radvlm_verl.converters.fusion import weighted_boxes_fusion
 from radvlm_verl.converters.rows import ConversionSummary
+from radvlm_verl.converters.source_files import iter_csv, parse_float
+from radvlm_verl.converters.splits import carve_split
 from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
 from radvlm_verl.core.tasks import ABNORMALITY_DETECTION, ABNORMALITY_GROUNDING
 

@@ -248,7 +248,7 @@ def test_out_of_range_boxes_are_dropped_with_the_line_in_every_converter(tmp_pat
     import json
 
     from radvlm_verl.converters import ms_cxr, padchest_gr, radvlm_json, vindr_cxr
-    from radvlm_verl.converters.common import BOX_OUTSIDE_IMAGE
+    from radvlm_verl.boxes.formats import BOX_OUTSIDE_IMAGE
     from radvlm_verl.testing.cxr_layouts import (
         MS_CXR_HEADER,
         VINDR_HEADER,

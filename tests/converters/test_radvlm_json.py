@@ -123,7 +123,7 @@ def test_the_json_file_is_streamed_not_loaded(tmp_path):
     import os
     import threading
 
-    from radvlm_verl.converters.common import iter_json_array
+    from radvlm_verl.converters.source_files import iter_json_array
 
     pipe = tmp_path / "records.json"
     os.mkfifo(pipe)
@@ -149,7 +149,7 @@ def test_the_json_file_is_streamed_not_loaded(tmp_path):
 
 @pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
 def test_streamed_reading_names_line_and_column_whatever_the_chunks(tmp_path, chunk):
-    from radvlm_verl.converters.common import iter_json_array
+    from radvlm_verl.converters.source_files import iter_json_array
 
     path = tmp_path / "r.json"
     path.write_text('\ufeff[{"id": "a", "n": 12345},\n {"id": "b"},\n {"id": }]', encoding="utf-8")
