@@ -209,14 +209,14 @@ class GroundTruth:
         return tuple(box_areas(self.rows))
 
 
-def _to_plain(value: Any) -> Any:
+def _numpy_to_lists(value: Any) -> Any:
     """pandas/pyarrow hand nested lists back as numpy object arrays; turn them into lists."""
     if isinstance(value, np.ndarray):
-        return [_to_plain(v) for v in value] if value.dtype == object else value.tolist()
+        return [_numpy_to_lists(v) for v in value] if value.dtype == object else value.tolist()
     if isinstance(value, dict):
-        return {k: _to_plain(v) for k, v in value.items()}
+        return {k: _numpy_to_lists(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_to_plain(v) for v in value]
+        return [_numpy_to_lists(v) for v in value]
     return value
 
 
@@ -276,7 +276,7 @@ def _parse_ground_truth_string(value: str) -> GroundTruth:
 
 
 def _parse_ground_truth_value(value: Any) -> GroundTruth:
-    value = _to_plain(value)
+    value = _numpy_to_lists(value)
     if isinstance(value, str):
         stripped = value.strip()
         if stripped[:1] in ("{", "["):
