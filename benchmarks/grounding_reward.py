@@ -38,7 +38,7 @@ _PLAIN_BOX = re.compile(r"\[\s*" + r"\s*,\s*".join([_NUMBER] * 4) + r"\s*\]")
 
 def plain_soft_f1(answer: str, ground_truth: str, width: float = 1.0, height: float = 1.0) -> float:
     """The baseline: soft-F1 of ``answer`` (boxes in a ``width`` x ``height`` frame) against the
-    ``{"boxes": [...]}`` JSON, precision ``TP / (TP + FP)`` as in the reference code."""
+    ``{"boxes": [...]}`` JSON, precision ``TP / (TP + FP)`` as in the paper's code."""
     pred = [[float(x1) / width, float(y1) / height, float(x2) / width, float(y2) / height]
             for x1, y1, x2, y2 in _PLAIN_BOX.findall(answer)]
     gt = json.loads(ground_truth)["boxes"]

@@ -2,7 +2,7 @@
 
 A GRPO rollout can be a megabyte of repeated text. Lexical rewards cost time linear in the answer;
 the report reward cuts the answer to max(report_max_model_chars, report_lexical_length_ratio x the
-reference's length) characters (radvlm_verl.rewards.report.prepare_lexical_answer). This prints,
+reference report's length) characters (radvlm_verl.rewards.report.prepare_lexical_answer). This prints,
 side by side in one run, each lexical reward's time on a normal answer, on 1 MB outputs through the
 reward, and on the same outputs scored whole by the metric (what the reward did before the cut).
 

@@ -1,10 +1,10 @@
-"""Model-based reward throughput: one pair per request (the reference's server farm) vs the scorer service.
+"""Model-based reward throughput: one pair per request (the server farm of the paper's code) vs the scorer service.
 
 Scores N rollouts in GRPO groups of 8 that share a reference, on the same models and machine:
 
 (a) ``pair servers``: ``--replicas`` Ray actors that each score one pair per call, one call at a time
-    (the reference's single-slot FastAPI servers, no caching), fed round robin by ``--clients``
-    threads, like the reference's thread pool;
+    (the single-slot FastAPI servers of the paper's code, no caching), fed round robin by ``--clients``
+    threads, like the thread pool of the paper's code;
 (a') the same with the scorers' per-text caches on (so the gain of (b) over (a') is batching alone);
 (b) ``service``: ``compute_score`` from ``--clients`` threads with ``scorer_service`` enabled, so
     every scorer runs in ``--replicas`` shared replicas that batch concurrent requests.
@@ -74,7 +74,7 @@ def build_weights(root: Path, real_geometry: bool, with_radgraph: bool) -> Path:
 
 
 class PairServer:
-    """One single-slot server of the reference pattern: scores one pair per call, in process."""
+    """One single-slot server in the pattern of the paper's code: scores one pair per call, in process."""
 
     def __init__(self, reward_kwargs: dict, cache: bool):
         from radvlm_verl.rewards import compute_score
@@ -84,7 +84,7 @@ class PairServer:
         self.compute_score = compute_score
         self.kwargs = {**reward_kwargs, "report_batch_window_s": 0.0, "report_max_batch": 1}
         self.score("warm up the models.", "warm up the models.")
-        if not cache:  # the reference's servers kept no per-text cache
+        if not cache:  # the servers of the paper's code kept no per-text cache
             for scorer in _INSTANCES.values():
                 for value in vars(scorer).values():
                     if isinstance(value, TextCache):

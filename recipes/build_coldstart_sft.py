@@ -5,7 +5,7 @@
 
 ``--rows``: parquet written by ``radvlm-verl convert`` (its ``prompt``, ``images`` and
 ``extra_info.id`` are used). ``--traces``: JSON lines ``{"id": <extra_info.id>, "response":
-"<reasoning></think>\\n\\n<answer>"}`` produced by a teacher model (the reference's teachers and
+"<reasoning></think>\\n\\n<answer>"}`` produced by a teacher model (the paper's teachers and
 prompt are not released; generate them with any model served by vLLM). A leading ``<think>`` is
 optional and added when missing, so the trace reads like the model's own thinking output.
 

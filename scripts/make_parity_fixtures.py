@@ -4,7 +4,7 @@ Recorded: radgraph 0.1.18 graphs and F1s, f1chexbert 0.0.2 labels, embeddings an
 whole default reward, -RadCliQ-v1 per pair, computed as CXR-Report-Metric computes it (its
 radgraph combined F1, bert-score 0.3.13 on distilroberta with runs of spaces collapsed, the
 CheXbert CLS cosine, fast_bleu BLEU-2 on its tokens, and the released ``radcliq-v1.pkl``) on the
-texts the reference's reward server scored (the first 2048 characters, lower-cased).
+texts the reward server of the paper's code scored (the first 2048 characters, lower-cased).
 
 The released packages do not run on verl's stack (transformers 5, scikit-learn >= 1.8), and
 bert-score tokenizes differently there, so this script runs in an isolated environment with
@@ -206,7 +206,7 @@ def run_f1chexbert(root: Path) -> dict:
 
 
 def reward_server_text(text: str) -> str:
-    """What the reference's RadCliQ reward server scored: ``text[:2048].lower()``."""
+    """What the RadCliQ reward server of the paper's code scored: ``text[:2048].lower()``."""
     return text[:2048].lower()
 
 

@@ -5,7 +5,7 @@ most once) that maximises the summed similarity, with :func:`scipy.optimize.line
 and keeps only pairs whose similarity is strictly above ``min_similarity``. Similarities at or
 below the threshold are set to ``unmatched`` (what an unmatched box is worth: 0 for IoU, -1 for
 GIoU) *before* the assignment, so the result is the best matching among eligible pairs (with the
-default threshold 0 this is exactly the reference's assign-then-filter).
+default threshold 0 this is exactly the assign-then-filter of the paper's code).
 
 :func:`matched_similarities` gives only the kept similarities, for the reward's nested-list matrices.
 

@@ -15,7 +15,7 @@ possessive quantifiers, so scanning is linear in the text length even on adversa
 
 Ground truth (:func:`parse_ground_truth`): the parquet contract's JSON string (``"boxes"`` or, for
 detection, ``"objects"``; its schema, writer and reader are :mod:`radvlm_verl.core.ground_truth`),
-the short form ``{"boxes": [...]}``, a JSON list of boxes, the reference pipeline's answer sentence
+the short form ``{"boxes": [...]}``, a JSON list of boxes, the answer sentence of the paper's pipeline
 with boxes in the text, a list of boxes, or a numpy object array.
 
 A grounding rollout (:func:`read_grounding`, the one read of the grounding reward and the grounding
@@ -283,7 +283,7 @@ def _parse_ground_truth_value(value: Any) -> GroundTruth:
             try:
                 value = json.loads(stripped)
             except ValueError:
-                value = stripped  # the reference's answer sentence may start with a bracket
+                value = stripped  # the answer sentence of the paper's pipeline may start with a bracket
         if isinstance(value, str):
             arr = checked_ground_truth(parse_boxes(value).boxes, "text")
             return GroundTruth(arr, (None,) * len(arr))

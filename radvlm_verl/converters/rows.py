@@ -34,7 +34,7 @@ from radvlm_verl.converters.leakage import patient_key
 from radvlm_verl.core.atomic_files import remove_stale_temporaries, temporary_file, write_text_atomic
 from radvlm_verl.core.tasks import RL_TASKS
 
-# The reference's pixel bounds: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
+# The pixel bounds of the paper's code: 672x672 at most, as in RadVLM-GRPO's RL and evaluation.
 DEFAULT_MIN_PIXELS = 1024
 DEFAULT_MAX_PIXELS = 451584
 

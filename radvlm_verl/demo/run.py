@@ -19,7 +19,7 @@ from radvlm_verl.boxes.render import render_boxes
 DATA_DIR = Path(__file__).parent / "data"
 SAMPLE_JSON = DATA_DIR / "radvlm_sample.json"
 
-# Candidate answers per row: (name, function of the reference text) for reports and
+# Candidate answers per row: (name, function of the reference report) for reports and
 # (name, function of the normalised ground-truth boxes) for grounding.
 REPORT_CANDIDATES = (
     ("copy of reference", lambda ref: ref),

@@ -1,6 +1,6 @@
 """GREEN (Ostmeier et al. 2024) through a judge model served behind an OpenAI-compatible endpoint.
 
-GREEN asks a fine-tuned LLM to compare a candidate report with the reference and to count, under
+GREEN asks a fine-tuned LLM to compare a candidate report with the reference report and to count, under
 fixed headings, the clinically significant errors of six kinds, (a) to (f), and the matched
 findings. The score of one pair is ``matched / (matched + significant errors)``, 0 when nothing
 matched. The package itself cannot be installed next to verl (it pins torch 2.2 and

@@ -6,7 +6,7 @@ All functions take a hypothesis and a reference string and return a float in [0,
   ``rouge_score.RougeScorer(["rougeL"], use_stemmer=False)``.
 - :func:`gleu`: sentence-level Google-BLEU (GLEU) over 1..4-grams on ``13a``-tokenised text, equal
   to NLTK's ``nltk.translate.gleu_score.sentence_gleu`` on sacrebleu's ``Tokenizer13a`` tokens (the
-  parity tested in ``tests/metrics/test_lexical.py``). The reference's GLEU reward called Hugging
+  parity tested in ``tests/metrics/test_lexical.py``). The GLEU reward of the paper's code called Hugging
   Face ``evaluate``'s ``google_bleu``, which downloads its script at run time and is not compared.
 - :func:`bleu`: sentence BLEU-n (default BLEU-2, RadCliQ-v1's fourth feature) on RadCliQ's tokens
   (lower-cased, ``.`` split off, split on spaces), equal to NLTK's ``sentence_bleu`` with uniform
@@ -99,7 +99,7 @@ def _ngrams(tokens: list[str], max_n: int) -> Counter:
 def gleu(hypothesis: str, reference: str, max_n: int = 4) -> float:
     """Sentence GLEU in [0, 1]: min(n-gram precision, n-gram recall), all orders 1..max_n pooled.
 
-    Case-sensitive on 13a tokens, as the reference's reward was. 0 when either side is empty.
+    Case-sensitive on 13a tokens, as the reward of the paper's code was. 0 when either side is empty.
     """
     hyp, ref = _ngrams(tokens_13a(hypothesis), max_n), _ngrams(tokens_13a(reference), max_n)
     n_hyp, n_ref = sum(hyp.values()), sum(ref.values())

@@ -23,7 +23,7 @@ RADCLIQ_V1_SCALE = (0.30282584, 0.22430938, 0.25394391, 0.29892717)
 RADCLIQ_V1_COEF = (-0.377083683, -0.370300100, -0.252616218, 4.31504841e-12)
 RADCLIQ_V1_INTERCEPT = 2.46655256e-10
 
-# Reward given to an unscorable answer (missing </think>, too short), as in the reference.
+# Reward given to an unscorable answer (missing </think>, too short), as in the paper's code.
 RADCLIQ_REWARD_FLOOR = -3.0
 
 

@@ -17,11 +17,11 @@ Pipeline for one rollout (:func:`score_grounding`; steps 1 and 2 are
    pairs with IoU <= ``min_iou`` are not matches.
 5. Score (``n_pred``, ``n_gt`` boxes; ``TP = sum of matched IoUs``; ``FP = n_pred - n_matched``):
 
-   - ``soft_f1`` (default, the reference's reward): ``R = TP / n_gt``, ``P = TP / (TP + FP)``
-     (``precision="tp_mass_plus_fp"``, the reference code) or ``P = TP / n_pred``
+   - ``soft_f1`` (default, the reward of the paper's code): ``R = TP / n_gt``, ``P = TP / (TP + FP)``
+     (``precision="tp_mass_plus_fp"``, the paper's code) or ``P = TP / n_pred``
      (``precision="n_pred"``, the paper's Figure 1), ``F1 = 2PR / (P + R)``; range [0, 1].
-     The reference adds 1e-8 to each denominator; here zero denominators give 0 instead, so an
-     exact match is exactly 1.0 (differences to the reference are below 1e-7).
+     The paper's code adds 1e-8 to each denominator; here zero denominators give 0 instead, so an
+     exact match is exactly 1.0 (differences to the paper's code are below 1e-7).
    - ``iou``: ``TP / max(n_pred, n_gt)``, the IoU for one box against one box, with every
      unmatched box counting 0; range [0, 1].
    - ``giou``: mean GIoU over ``max(n_pred, n_gt)`` slots of the GIoU matching, unmatched slots
@@ -33,14 +33,14 @@ Empty cases (no finding), for every reward:
 ground truth / prediction            score
 ===================================  ==========================================================
 no boxes / no boxes                  ``no_finding_score`` (default: the top of the range, 1.0;
-                                     set ``grounding_no_finding_score=0`` for the reference's 0)
+                                     set ``grounding_no_finding_score=0`` for the 0 of the paper's code)
 boxes / no boxes                     recall 0: 0 (``giou``: -1)
 no boxes / boxes                     precision 0: 0 (``giou``: -1)
 no answer (thinking without tag,     floor: 0 (``giou``: -1)
 empty answer)
 ===================================  ==========================================================
 
-Labels are not used for matching (as in the reference): for detection every predicted box is
+Labels are not used for matching (as in the paper's code): for detection every predicted box is
 matched against every ground-truth box of the image.
 
 The result dict has the same keys on every path: ``score``, ``soft_f1``, ``precision``,
@@ -401,7 +401,7 @@ def score_grounding(
 
     Args:
         solution_str: decoded model response.
-        ground_truth: normalised boxes: JSON string (``boxes`` or ``objects``), the reference's
+        ground_truth: normalised boxes: JSON string (``boxes`` or ``objects``), the paper's
             answer sentence, a list of boxes or a numpy object array.
         thinking: score only the text after the last ``</think>``.
         extra_info: the row's ``extra_info`` (``box_format``, ``orig_width``, ``orig_height``,

@@ -25,7 +25,7 @@ rouge_l        ROUGE-L F (raw text)                                      [0, 1] 
 Lexical rewards see the answer cut to ``max(max_model_chars, lexical_length_ratio x len(reference))``
 characters (16x by default: normal answers are unchanged, a runaway 1 MB rollout costs milliseconds).
 Model-based rewards see the texts cut to ``max_model_chars`` (2048) characters and lower-cased, as
-the reference's reward servers did; lexical rewards see the answer's own case. Their scorers come from
+the reward servers of the paper's code did; lexical rewards see the answer's own case. Their scorers come from
 :func:`radvlm_verl.scorers.registry.get_scorer` (batched across concurrent calls, cached per text), or
 from the scorer service's :func:`radvlm_verl.service.remote_scorer` when ``scorer_service`` is on.
 
@@ -102,7 +102,7 @@ class ReportOptions:
     min_chars: int = 6
     min_length_ratio: float = 0.0
     max_model_chars: int = 2048
-    # Lexical rewards see the answer cut to max(max_model_chars, this x the reference's length): their
+    # Lexical rewards see the answer cut to max(max_model_chars, this x the reference report's length): their
     # cost is linear in the answer, and a 1 MB rollout took seconds; normal answers are far shorter.
     lexical_length_ratio: float = 16.0
     lowercase: bool = True
@@ -241,7 +241,7 @@ RADCLIQ_RADGRAPH_MODELS = ("radgraph-xl", "radgraph")
 DEFAULT_REPORT_REWARD = "radcliq"
 # How far float rounding may carry a reward past its documented range before that is an error.
 RANGE_TOLERANCE = 1e-4
-DEFAULT_MIN_CHARS = 6  # the reference floors answers and references of <= 5 characters
+DEFAULT_MIN_CHARS = 6  # the paper's code floors answers and reference reports of <= 5 characters
 
 
 def register_report_reward(reward: ReportReward) -> None:
@@ -309,7 +309,7 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
 
 
 def prepare_model_text(text: str, options: ReportOptions) -> str:
-    """Cut to ``max_model_chars`` then lower-case (unless disabled), as the reference's servers did.
+    """Cut to ``max_model_chars`` then lower-case (unless disabled), as the servers of the paper's code did.
 
     In that order: lower-casing can lengthen a text ("İ" becomes two characters).
     """
@@ -438,7 +438,7 @@ def score_report(
         weights: ``{name: weight}`` (or its JSON) for a weighted sum of rewards (overrides ``reward``).
         **options: :class:`ReportOptions` fields, e.g. ``min_chars`` (answers or references shorter
             than this get the floor), ``min_length_ratio`` (answers shorter than this fraction of the
-            reference get the floor: the length guard), ``radgraph_level``, ``weights_dir``.
+            reference report get the floor: the length guard), ``radgraph_level``, ``weights_dir``.
         scorer_service: run model-based scorers in the shared Ray service (see
             :mod:`radvlm_verl.service`); None (default) scores in process.
 

@@ -3,7 +3,7 @@
 verl calls ``compute_score`` once per sample, from up to ~32 threads per reward worker. A
 :class:`MicroBatcher` gathers the pairs that arrive within a short window into one batched call,
 so the model runs one forward pass for a whole GRPO group instead of eight. A :class:`TextCache`
-keeps the per-text model output (labels, embeddings, graphs) of recent texts, so the reference of a
+keeps the per-text model output (labels, embeddings, graphs) of recent texts, so the reference report of a
 group is encoded once and identical responses are encoded once.
 
 Example:

@@ -4,7 +4,7 @@ Two presets (``config``):
 
 - ``radcliq``: ``distilroberta-base``, layer 5, rescaled with the baseline, runs of spaces
   collapsed to one first: RadCliQ-v1's feature as CXR-Report-Metric computes it;
-- ``eval``: ``distilbert-base-uncased``, layer 5, rescaled: the reference's BERTScore reward and
+- ``eval``: ``distilbert-base-uncased``, layer 5, rescaled: the BERTScore reward of the paper's code and
   the B-S evaluation column.
 
 Scores equal bert-score 0.3.13 on transformers 4 (the stack RadCliQ-v1's reference numbers come
@@ -149,7 +149,7 @@ class BERTScoreScorer(BatchedPairScorer):
         """F1 of each pair: bert_score 0.3.13's ``score`` (IDF off), its embeddings kept per text.
 
         ``bert_cos_score_idf`` embeds the distinct texts of one call and matches them; here the
-        embeddings outlive the call (:attr:`_embeddings`), so the reference a GRPO group shares is
+        embeddings outlive the call (:attr:`_embeddings`), so the reference report a GRPO group shares is
         encoded once even when its hypotheses come in different batches. Embedding, padding and
         matching are bert_score's own steps in its order; a text embedded in another batch can differ
         from bert_score's by the float noise of a different padding, as between bert_score calls.

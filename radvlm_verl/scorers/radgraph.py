@@ -144,7 +144,7 @@ class RadGraphScorer(BatchedPairScorer):
 
     Args:
         model_type: ``radgraph`` (v1, what RadCliQ-v1 was fit with), ``radgraph-xl`` (the
-            reference's reward and evaluation), ``modern-radgraph-xl`` or ``echograph``.
+            reward and evaluation of the paper's code), ``modern-radgraph-xl`` or ``echograph``.
         model_cache_dir: directory holding ``<model_type>/`` (extracted archive); default: resolved
             by :mod:`radvlm_verl.scorers.weights` (``<weights_dir>/radgraph`` or radgraph's cache).
         weights_dir: the project weights directory (see :mod:`radvlm_verl.scorers.weights`).

@@ -19,7 +19,7 @@ Layout of a weights directory (every entry optional)::
       chexbert.pth                  CheXbert checkpoint (StanfordAIMI/RRG_scorers)
       bert-base-uncased/            CheXbert tokenizer + encoder config
       distilroberta-base/           BERTScore model of RadCliQ-v1
-      distilbert-base-uncased/      BERTScore model of the reference's reward/evaluation
+      distilbert-base-uncased/      BERTScore model of the reward/evaluation in the paper's code
       radgraph/<model_type>/        extracted RadGraph archive (config.json, vocabulary/, weights.th)
       weights-manifest.json         written by ``weights fetch``: each file's size and sha256
 
@@ -125,7 +125,7 @@ WEIGHTS: dict[str, WeightSpec] = {
             True,
             "distilbert/distilbert-base-uncased",
             None,
-            "bertscore with config=eval (the reference's reward and evaluation setting)",
+            "bertscore with config=eval (the reward and evaluation setting of the paper's code)",
             "hf download distilbert/distilbert-base-uncased --local-dir <weights_dir>/distilbert-base-uncased",
             (*_CONFIG_AND_TOKENIZER, "model.safetensors"),
         ),

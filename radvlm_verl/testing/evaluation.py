@@ -147,7 +147,7 @@ def drawn_fraction(pixels: np.ndarray) -> float:
 
 def fake_green_judge(prompts: list[str]) -> list[str]:
     """A stand-in GREEN judge for the built-in prompt: matched findings = the sentences answer and
-    reference share, (b) errors = the reference's sentences the answer misses; an answer containing
+    reference share, (b) errors = the reference report's sentences the answer misses; an answer containing
     "garble" gets a reply without the expected layout (unparseable)."""
     answers = []
     for prompt in prompts:

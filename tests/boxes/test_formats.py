@@ -18,7 +18,7 @@ from radvlm_verl.boxes.formats import (
     valid_boxes,
 )
 
-REF_MIN, REF_MAX = 1024, 451584  # the reference parquet's min/max pixels
+REF_MIN, REF_MAX = 1024, 451584  # min/max pixels of the paper's parquet
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ REF_MIN, REF_MAX = 1024, 451584  # the reference parquet's min/max pixels
         (512, 512, 28, (504, 504)),
         (512, 512, 32, (512, 512)),
         (2500, 2000, 28, (728, 588)),
-        (728, 588, 32, (736, 576)),  # the reference's double resize for Qwen3-VL (28 then 32)
+        (728, 588, 32, (736, 576)),  # the double resize of the paper's code for Qwen3-VL (28 then 32)
     ],
 )
 def test_smart_resize_worked_examples(height, width, factor, expected):

@@ -3,7 +3,7 @@
     reward.custom_reward_function.path=<this file> reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.report_reward=gleu
 
-Every sample is scored as a report against ``reward_model.ground_truth`` (the reference text).
+Every sample is scored as a report against ``reward_model.ground_truth`` (the reference report).
 Reward kwargs: ``report_reward``, ``report_weights``, ``report_min_chars``, ``thinking`` (see cxr_reward.py).
 """
 

@@ -13,7 +13,7 @@ Reward kwargs (``+reward.custom_reward_function.reward_kwargs.<key>=<value>``):
     report_reward      radcliq (default) | radgraph | bertscore | chexbert | gleu | bleu | rouge_l
     report_weights     {name: weight, ...}: weighted sum of report rewards (overrides report_reward)
     report_min_chars   answers/references shorter than this get the reward's floor (default 6)
-    report_min_length_ratio  answers shorter than this fraction of the reference get the floor
+    report_min_length_ratio  answers shorter than this fraction of the reference report get the floor
     report_weights_dir folder with the metric weights (default: $RADVLM_VERL_WEIGHTS, then the HF cache)
     grounding_reward   soft_f1 (default) | iou | giou
     grounding_*        further grounding options (box format, precision definition, empty-case policy)
