@@ -102,13 +102,6 @@ def parse_float(row: dict[str, str], column: str, where: str, *, allow_empty: bo
     return value
 
 
-def parse_int(row: dict[str, str], column: str, where: str) -> int:
-    value = parse_float(row, column, where)
-    if value != int(value) or value <= 0:
-        raise ConversionError(f"{where}: column {column!r} must be a positive integer, got {row.get(column)!r}")
-    return int(value)
-
-
 def load_json(path: str | Path) -> Any:
     """Parse a JSON file; a syntax error names the file, line and column."""
     path = Path(path)
