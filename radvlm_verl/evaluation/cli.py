@@ -98,9 +98,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from radvlm_verl.evaluation.green import check_template, judge_from_options
+    from radvlm_verl.evaluation.green import judge_from_options
     from radvlm_verl.evaluation.pipeline import evaluate
     from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
+    from radvlm_verl.scorers.green import check_template
 
     metrics = parse_metrics(args.metrics)
     report_options = dict(args.report_option)

@@ -85,7 +85,7 @@ class ScoreConfig:
         report_options: :class:`~radvlm_verl.rewards.report.ReportOptions` fields (e.g.
             ``weights_dir``, ``device``, ``bertscore_num_layers``), as for the report reward.
         grounding_options: ``box_format`` and ``resize_factor`` overrides for reading boxes.
-        green_judge: ``prompts -> answers`` (see :mod:`radvlm_verl.evaluation.green`); None skips GREEN.
+        green_judge: ``prompts -> answers`` (see :mod:`radvlm_verl.scorers.green`); None skips GREEN.
         green_template: the judge's prompt template (None: the built-in one).
         batch_size: pairs per model call (one progress-bar step).
         progress: show tqdm progress bars on stderr.
@@ -208,7 +208,7 @@ def _report_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
         for key in REPORT_REWARDS["radcliq"].extra_keys:
             out[key] = fill((s[key] for s in scores), math.nan)
     if "green" in metrics and config.green_judge is not None:
-        from radvlm_verl.evaluation.green import score_green
+        from radvlm_verl.scorers.green import score_green
 
         judge = lambda h, r: score_green(h, r, config.green_judge, config.green_template)  # noqa: E731
         out["green"] = fill(_chunked(judge, hyps_raw, refs_raw, "GREEN", config), 0.0)

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from radvlm_verl.evaluation import green
+from radvlm_verl.evaluation.green import judge_from_options
 from radvlm_verl.evaluation.pipeline import evaluate
 from radvlm_verl.evaluation.predictions import load_predictions, write_jsonl_atomic
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics.chexbert_f1 import chexbert_corpus_f1
 from radvlm_verl.rewards.report import make_options, prepare_model_text, score_report
+from radvlm_verl.scorers import green
 from radvlm_verl.testing.evaluation import fake_green_judge, report_predictions, write_test_parquet
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -86,9 +87,9 @@ def test_green_not_configured_is_skipped_with_a_note(tmp_path):
                        score_config=ScoreConfig(metrics=("rouge_l", "green"), progress=False))
     assert any(n.startswith("GREEN skipped: no judge endpoint configured") for n in summary["notes"])
     assert "green" not in pd.read_parquet(tmp_path / "out" / "per_sample.parquet").columns
-    assert green.judge_from_options(None, None) is None
+    assert judge_from_options(None, None) is None
     with pytest.raises(ValueError, match="--green-model"):
-        green.judge_from_options("http://localhost:1/v1", None)
+        judge_from_options("http://localhost:1/v1", None)
     with pytest.raises(ValueError, match="http"):
         green.OpenAIChatJudge("localhost:8000", "m")
 
