@@ -3,7 +3,7 @@
 #
 #   DATA_DIR=~/data/mimic_report MODEL_PATH=/ckpt/radvlm bash recipes/run.sh report_radcliq radvlm
 #
-# TASK:   report_radcliq | report_bertscore | report_gleu | report_radgraph_complete | grounding_soft_f1
+# TASK:   report_radcliq | report_bertscore | report_gleu | report_radgraph_complete | grounding_soft_f1 | report_green
 # POLICY: qwen3vl_8b_instruct | qwen3vl_8b_thinking | radvlm | radvlm_thinking
 #         (the files in radvlm_verl/configs/task/ and policy/; see recipes/README.md for the paper rows)
 # Arguments after TASK and POLICY are hydra overrides passed to verl unchanged.

@@ -22,6 +22,8 @@ one configuration serves a run that mixes tasks:
 - ``report_reward`` (name), ``report_weights`` (``{name: weight}``), ``report_min_chars``;
 - ``grounding_*`` keys: see :mod:`radvlm_verl.rewards.grounding`;
 - ``thinking``: force thinking mode on or off for every sample;
+- ``reward_router_address`` (passed by verl when it serves a reward model): the judge of the
+  ``green`` report reward unless ``report_green_url`` is set (:mod:`radvlm_verl.rewards.green`);
 - ``scorer_service``: run the model-based report scorers in the shared Ray service
   (:mod:`radvlm_verl.service`, docs/scorer_service.md); absent or None scores in process.
 
@@ -41,9 +43,11 @@ from typing import Any
 
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer, is_thinking_sample
+from radvlm_verl.rewards import green as _green  # noqa: F401  (registers the green report reward)
 from radvlm_verl.rewards.report import score_report, score_report_keys
 
-# Passed by verl's reward loop when a reward model / GenRM is enabled; not ours to interpret.
+# Passed by verl's reward loop when a reward model / GenRM is enabled. The router's address reaches
+# the green report reward only (its judge when report_green_url is unset); the tokenizer is unused.
 _VERL_PASSTHROUGH = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 __all__ = ["compute_score", "result_keys", "task_family", "extract_answer", "score_report"]
@@ -85,13 +89,18 @@ def compute_score(
 ) -> dict[str, float]:
     """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
     extra_info = dict(extra_info or {})
+    router_address = None
     if kwargs:  # most runs pass none: skip the checks
+        router_address = kwargs.get("reward_router_address")
         kwargs = _checked_kwargs(kwargs)
     family = task_family(data_source, extra_info)
     thinking = is_thinking_sample(data_source, extra_info, kwargs)
 
     if family == REPORT_FAMILY:
-        return score_report(solution_str, ground_truth, thinking=thinking, **_report_kwargs(kwargs))
+        report_kwargs = _report_kwargs(kwargs)
+        if router_address is not None:
+            report_kwargs["green_router_address"] = router_address
+        return score_report(solution_str, ground_truth, thinking=thinking, **report_kwargs)
 
     return _score_grounding()(
         solution_str, ground_truth, thinking=thinking, extra_info=extra_info, **_split_kwargs(kwargs, "grounding_")

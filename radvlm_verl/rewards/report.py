@@ -20,6 +20,8 @@ chexbert_semb  cosine of the CheXbert CLS embeddings                     [−1, 
 gleu           sentence GLEU (raw text)                                  [0, 1]           0
 bleu           sentence BLEU-2 (RadCliQ tokens, raw text)                [0, 1]           0
 rouge_l        ROUGE-L F (raw text)                                      [0, 1]           0
+green          GREEN of a judge model behind an OpenAI-compatible        [0, 1]           0
+               endpoint (:mod:`radvlm_verl.rewards.green`)
 ============== ======================================================== ================ =====
 
 Lexical rewards see the answer cut to ``max(max_model_chars, lexical_length_ratio x len(reference))``
@@ -81,6 +83,8 @@ class ReportReward:
         floor: value for answers that cannot be scored (missing ``</think>``, too short).
         model_based: texts are cut to ``max_model_chars`` and lower-cased first.
         extra_keys: further per-pair values reported next to ``name`` (NaN on the floor path).
+        floor_extra: ``(key, value)`` pairs of extra keys that take ``value`` on the floor path instead
+            of NaN (counts, whose mean verl logs).
         scorers: names of the scorers it calls (their service figures go into the result when the
             scorer service is on).
     """
@@ -93,6 +97,7 @@ class ReportReward:
     model_based: bool = False
     extra_keys: tuple[str, ...] = ()
     scorers: tuple[str, ...] = ()
+    floor_extra: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,17 @@ class ReportOptions:
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     # The ``scorer_service`` reward kwarg (a ServiceConfig), not a ``report_`` option; None = in process.
     service: Any = None
+    # The green reward's judge (radvlm_verl.rewards.green): an OpenAI-compatible endpoint, or verl's
+    # reward-model router, whose address verl passes to the reward (green_router_address).
+    green_url: str | None = None
+    green_model: str | None = None
+    green_api_key_env: str | None = None
+    green_prompt_file: str | None = None
+    green_workers: int = 32
+    green_max_tokens: int = 1024
+    green_timeout_s: float = 300.0
+    green_retries: int = 2
+    green_router_address: str | None = None
 
     def scorer(self, name: str, **config: Any) -> PairScorer:
         """The shared scorer ``name`` for these options (built once per configuration).
@@ -165,7 +181,8 @@ class ReportOptions:
 _OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions)) - {"service"}
 _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
                  "lexical_length_ratio": float,
-                 "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float}
+                 "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float,
+                 "green_workers": int, "green_max_tokens": int, "green_timeout_s": float, "green_retries": int}
 
 
 def _lexical(name: str, fn: Callable[[str, str], float]) -> PairScoringFn:
@@ -473,6 +490,7 @@ def score_report(
         for name in chosen:
             components[name] = REPORT_REWARDS[name].floor
             components.update(dict.fromkeys(REPORT_REWARDS[name].extra_keys, math.nan))
+            components.update(REPORT_REWARDS[name].floor_extra)
     else:
         with calls_context as calls:
             components = score_report_batch([answer], [reference], chosen, opts)[0]

@@ -20,14 +20,15 @@ FILLED = ["data.train_files=/d/train.parquet", "data.val_files=/d/val.parquet"]
 SCORER_SERVICE_KEYS = {"enabled", "namespace", "replicas", "num_gpus", "num_cpus", "resources", "max_batch_size",
                        "max_wait_ms", "call_timeout_s", "max_retries", "ready_timeout_s", "max_restarts",
                        "fallback_score"}
-# Read by the radvlm reward manager (and verl's DAPO manager); absent from verl's reward.yaml.
-EXTRA_PREFIXES = ("reward.reward_kwargs.",)
+# Read by the radvlm reward manager (and verl's DAPO manager), and by verl's get_custom_reward_fn
+# (task=report_green); absent from verl's reward.yaml.
+EXTRA_PREFIXES = ("reward.reward_kwargs.", "reward.custom_reward_function.reward_kwargs")
 
 
 # Which reward each task must select (paper.md §4; docs/rewards.md, docs/grounding.md).
 TASK_REWARD = {"report_radcliq": ("report_reward", "radcliq"), "report_bertscore": ("report_reward", "bertscore"),
                "report_gleu": ("report_reward", "gleu"), "report_radgraph_complete": ("report_reward", "radgraph"),
-               "grounding_soft_f1": ("grounding_reward", "soft_f1")}
+               "grounding_soft_f1": ("grounding_reward", "soft_f1"), "report_green": ("report_reward", "green")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -104,7 +105,7 @@ def test_combos_cover_every_option():
 
 def test_readme_table_covers_every_task_and_policy():
     runs = paper_runs()
-    assert len(runs) == 11 and len(set(runs)) == 11
+    assert len(runs) == 12 and len(set(runs)) == 12  # the paper's 11 rows and report_green
     assert {t for t, _ in runs} == set(GROUPS["task"])
     assert {p for _, p in runs} == set(GROUPS["policy"])
 
