@@ -1,4 +1,4 @@
-"""``radvlm-verl`` command line: doctor, weights fetch, demo, preflight, convert, evaluate."""
+"""``radvlm-verl`` command line: doctor, weights fetch, demo, preflight, convert, evaluate, coldstart-traces."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from radvlm_verl.converters.cli import add_convert_commands
+from radvlm_verl.converters.coldstart_traces import add_coldstart_traces_command
 from radvlm_verl.evaluation.cli import add_evaluate_command
 from radvlm_verl.scorers.radgraph import RADGRAPH_MODEL_TYPES
 from radvlm_verl.scorers.weights import WEIGHTS, WEIGHTS_ENV
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_convert_commands(commands)
     add_evaluate_command(commands)
+    add_coldstart_traces_command(commands)
     return parser
 
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_demo(args.out_dir, report_reward=args.report_reward)
         return 0
-    if args.command in ("convert", "evaluate"):
+    if args.command in ("convert", "evaluate", "coldstart-traces"):
         return args._run(args)
     return 1
 
