@@ -83,9 +83,10 @@ def test_teacher_request_carries_image_question_and_known_answer(rows):
     assert system == {"role": "system", "content": TEACHER_INSTRUCTION}
     image, text = user["content"]
     png = Path(report["images"][0]["image"]).read_bytes()
-    assert image == {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()}}
-    question = question_text(report["prompt"])
-    assert text == {"type": "text", "text": f"Question:\n{question}\n\nCorrect answer:\n{report['reward_model']['ground_truth']}"}
+    data_url = f"data:image/png;base64,{base64.b64encode(png).decode()}"
+    assert image == {"type": "image_url", "image_url": {"url": data_url}}
+    question, reference = question_text(report["prompt"]), report["reward_model"]["ground_truth"]
+    assert text == {"type": "text", "text": f"Question:\n{question}\n\nCorrect answer:\n{reference}"}
     assert "<image>" not in question and not question.endswith("/think")
 
 
@@ -96,8 +97,8 @@ def test_known_answer_of_a_grounding_row_is_written_in_its_box_format(rows):
     assert answer.startswith("[") and "bbox_2d" not in answer  # radvlm_norm01 rows: [x1, y1, x2, y2] lists
     info = {**grounding["extra_info"], "thinking": True}
     # the format keeps two decimals, so the boxes come back a little off: soft-F1 near 1, not exactly 1
-    assert 0.9 < compute_score(grounding["data_source"], f"x</think>{answer}", grounding["reward_model"]["ground_truth"],
-                               info)["score"] <= 1.0
+    truth = grounding["reward_model"]["ground_truth"]
+    assert 0.9 < compute_score(grounding["data_source"], f"x</think>{answer}", truth, info)["score"] <= 1.0
 
 
 def test_image_urls_for_paths_bytes_and_remote_references(tmp_path):
@@ -138,7 +139,8 @@ def test_filters_counts_reasons_resumes_and_feeds_the_sft_builder(rows, tmp_path
     assert kept == expected
     by_id = {r["extra_info"]["id"]: r for r in rows}
     for record in first:
-        assert record["score"] >= 0.5 and record["response"].split("</think>")[-1].strip() == known_answer(by_id[record["id"]])
+        assert record["score"] >= 0.5
+        assert record["response"].split("</think>")[-1].strip() == known_answer(by_id[record["id"]])
     split = next(r for r in first if r["id"] == report_ids[BEHAVIOUR.index("split_reasoning")])
     assert split["response"].startswith(REASONING + "\n</think>")
 

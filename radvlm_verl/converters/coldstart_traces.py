@@ -45,7 +45,7 @@ from radvlm_verl.core.atomic_files import write_text_atomic
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.scorers.base import ScorerError
-from radvlm_verl.scorers.openai_chat import Message, OpenAIChatClient
+from radvlm_verl.scorers.openai_chat import Message, OpenAIChatClient, api_key_from_env
 from radvlm_verl.templates import IMAGE_TOKEN, THINKING_SUFFIX
 
 DEFAULT_THRESHOLD = 0.5
@@ -313,7 +313,8 @@ def add_coldstart_traces_command(commands: argparse._SubParsersAction) -> argpar
     p.add_argument("--rows", type=Path, required=True, help="converted parquet (radvlm-verl convert)")
     p.add_argument("--url", required=True, help="teacher endpoint with /v1, e.g. http://localhost:8000/v1 (vllm serve)")
     p.add_argument("--model", required=True, help="model name the endpoint serves")
-    p.add_argument("--out", type=Path, required=True, help="traces JSONL (existing traces are kept, their rows skipped)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="traces JSONL (existing traces are kept, their rows skipped)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="lowest reward of a kept trace (default 0.5; rewards and their ranges: docs/rewards.md)")
     p.add_argument("--reward-kwarg", type=_kwarg, action="append", default=[], metavar="KEY=VALUE",
@@ -333,8 +334,6 @@ def add_coldstart_traces_command(commands: argparse._SubParsersAction) -> argpar
 
 def run_coldstart_traces(args: argparse.Namespace) -> int:
     """Run the parsed command: 0 done, 1 some rows failed at the endpoint (re-run to retry them), 2 bad input."""
-    import os
-
     from radvlm_verl.rewards import result_keys
 
     reward_kwargs = dict(args.reward_kwarg)
@@ -344,10 +343,9 @@ def run_coldstart_traces(args: argparse.Namespace) -> int:
             raise ValueError(f"--rows {args.rows}: no such file")
         if args.workers < 1 or (args.limit is not None and args.limit < 0):
             raise ValueError("--workers must be >= 1 and --limit >= 0")
-        api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-        client = OpenAIChatClient(args.url, args.model, api_key=api_key, max_tokens=args.max_tokens,
-                                  temperature=args.temperature, timeout_s=args.timeout_s, workers=args.workers,
-                                  retries=args.retries)
+        client = OpenAIChatClient(args.url, args.model, api_key=api_key_from_env(args.api_key_env),
+                                  max_tokens=args.max_tokens, temperature=args.temperature, timeout_s=args.timeout_s,
+                                  workers=args.workers, retries=args.retries)
         counts = generate_traces(args.rows, client, args.out, threshold=args.threshold, reward_kwargs=reward_kwargs,
                                  workers=args.workers, limit=args.limit, flush_every=args.flush_every,
                                  progress=args.progress)

@@ -7,9 +7,8 @@ not configured (it is then skipped with a note).
 
 from __future__ import annotations
 
-import os
-
 from radvlm_verl.scorers.green import Judge, OpenAIChatJudge
+from radvlm_verl.scorers.openai_chat import api_key_from_env
 
 
 def judge_from_options(url: str | None, model: str | None, api_key_env: str | None = None, **kwargs) -> Judge | None:
@@ -18,5 +17,4 @@ def judge_from_options(url: str | None, model: str | None, api_key_env: str | No
         return None
     if not model:
         raise ValueError("--green-url needs --green-model (the model name the endpoint serves)")
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    return OpenAIChatJudge(url, model, api_key=api_key, **kwargs)
+    return OpenAIChatJudge(url, model, api_key=api_key_from_env(api_key_env), **kwargs)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from radvlm_verl.scorers.registry import ScorerError, register_scorer, scorable_text
 from radvlm_verl.scorers.batching import TextCache
-from radvlm_verl.scorers.openai_chat import OpenAIChatClient
+from radvlm_verl.scorers.openai_chat import OpenAIChatClient, api_key_from_env
 
 # judge(prompts) -> one generated text per prompt
 Judge = Callable[[list[str]], list[str]]
@@ -216,9 +216,8 @@ def make_green_scorer(
     """
     if not model:
         raise ValueError(f"the GREEN judge at {url} needs the name of the model it serves")
-    api_key = os.environ.get(api_key_env) if api_key_env else None
-    judge = OpenAIChatJudge(url, model, api_key=api_key, max_tokens=max_tokens, timeout_s=timeout_s,
-                            workers=workers, retries=retries)
+    judge = OpenAIChatJudge(url, model, api_key=api_key_from_env(api_key_env), max_tokens=max_tokens,
+                            timeout_s=timeout_s, workers=workers, retries=retries)
     return GreenScorer(judge, read_template(prompt_file), cache_size=cache_size)
 
 

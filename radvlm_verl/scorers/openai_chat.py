@@ -14,6 +14,7 @@ naming the endpoint and the server's own message.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -35,6 +36,11 @@ def check_base_url(url: str, what: str = "chat endpoint") -> str:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError(f"{what} {url!r} must be an http(s) URL such as http://localhost:8000/v1")
     return url.rstrip("/")
+
+
+def api_key_from_env(variable: str | None) -> str | None:
+    """The bearer token in environment variable ``variable``; None when no variable is named or it is unset."""
+    return os.environ.get(variable) if variable else None
 
 
 class OpenAIChatClient:
