@@ -68,7 +68,7 @@ def judge_scorer(options: ReportOptions) -> PairScorer:
 
 
 def score_green_batch(hyps: list[str], refs: list[str], options: ReportOptions) -> list[dict[str, float]]:
-    """``{"green", "green_unparsed"}`` per pair (the reward's batch function)."""
+    """``{"green", "green_unparsed"}`` per pair: the green reward's ``ReportReward.score_pairs``."""
     cut = options.max_model_chars
     scored = judge_scorer(options).score_pairs([h[:cut] for h in hyps], [r[:cut] for r in refs])
     out = []

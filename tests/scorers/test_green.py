@@ -9,8 +9,6 @@ reference "A. B. C" and answer "A. B" scores 2 / (2 + 1).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 import threading
 
 import pytest
@@ -200,17 +198,6 @@ def test_prompt_file_replaces_the_built_in_instruction(judge, tmp_path):
 
 ROWS = [{"data_source": "cxr_report/mimic", "reward_model": {"style": "rule", "ground_truth": REF},
          "extra_info": {**REPORT, "id": f"r{i}"}} for i in range(3)]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    temp_dir = tempfile.mkdtemp(prefix="rv_ray_")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp_dir, log_to_driver=False)
-    yield
-    ray.shutdown()
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

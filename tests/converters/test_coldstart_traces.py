@@ -25,7 +25,7 @@ from radvlm_verl.scorers.openai_chat import OpenAIChatClient
 from radvlm_verl.testing.evaluation import write_test_parquet
 from radvlm_verl.testing.openai_standin import ChatStandin, StandinError, last_user_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REWARD = ["--reward-kwarg", "report_reward=gleu"]
 # What the stand-in teacher does for each report row, in row order; grounding rows get a good trace.
 BEHAVIOUR = ["good", "no_tag", "wrong", "error", "split_reasoning", "good"]
