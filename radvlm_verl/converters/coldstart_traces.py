@@ -44,8 +44,8 @@ from radvlm_verl.converters.rows import image_file
 from radvlm_verl.core.atomic_files import write_text_atomic
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer
-from radvlm_verl.scorers.base import ScorerError
 from radvlm_verl.scorers.openai_chat import Message, OpenAIChatClient, api_key_from_env
+from radvlm_verl.scorers.registry import ScorerError
 from radvlm_verl.templates import IMAGE_TOKEN, THINKING_SUFFIX
 
 DEFAULT_THRESHOLD = 0.5
@@ -81,7 +81,7 @@ class TraceCounts:
 def known_answer(row: Mapping[str, Any]) -> str:
     """The row's ground truth as the policy is expected to write it.
 
-    Reports: the reference text. Grounding: the boxes in the row's box format (what the reward reads),
+    Reports: the reference report. Grounding: the boxes in the row's box format (what the reward reads),
     or :data:`NO_FINDING_ANSWER` when there is none.
     """
     # imported here, as the rewards below: `radvlm-verl --help` should not load numpy and the rewards

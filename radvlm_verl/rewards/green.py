@@ -2,7 +2,7 @@
 
 ``report_reward=green`` (or a ``green`` weight in ``report_weights``) scores each answer with
 GREEN (:mod:`radvlm_verl.scorers.green`, the evaluation's prompt and parser): the judge compares
-the answer with the reference and the score is ``matched / (matched + significant errors)`` in
+the answer with the reference report and the score is ``matched / (matched + significant errors)`` in
 [0, 1]. The judge is a model behind an OpenAI-compatible ``/v1/chat/completions`` endpoint:
 
 - ``report_green_url`` (e.g. ``http://reward-node:8000/v1`` of ``vllm serve
@@ -20,7 +20,7 @@ reward worker, 32), ``green_max_tokens`` (1024), ``green_timeout_s`` (300 per re
 ``green_retries`` (2: further tries after a network error, a timeout or HTTP 429/5xx).
 
 Failure policy: an endpoint that fails (after its retries) raises
-:class:`~radvlm_verl.scorers.base.ScorerError`, which stops the run; no score is made up. A judge
+:class:`~radvlm_verl.scorers.registry.ScorerError`, which stops the run; no score is made up. A judge
 answer that cannot be parsed scores :data:`GREEN_UNPARSED_SCORE` (0.0, GREEN's lowest value) and
 sets ``green_unparsed`` to 1, so verl logs the share of unparsed answers as the key's mean (0 on the
 floor path, where the judge is not asked). Both texts are cut to ``max_model_chars`` (2048)
@@ -35,7 +35,7 @@ import math
 
 from radvlm_verl.rewards.report import ReportOptions, ReportReward, register_report_reward
 from radvlm_verl.scorers import green as green_scorer  # registers the "green" scorer
-from radvlm_verl.scorers.base import PairScorer, get_scorer
+from radvlm_verl.scorers.registry import PairScorer, get_scorer
 
 GREEN_UNPARSED_SCORE = 0.0
 

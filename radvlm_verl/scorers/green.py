@@ -38,9 +38,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from radvlm_verl.scorers.registry import ScorerError, register_scorer, scorable_text
 from radvlm_verl.scorers.batching import TextCache
 from radvlm_verl.scorers.openai_chat import OpenAIChatClient, api_key_from_env
+from radvlm_verl.scorers.registry import ScorerError, register_scorer, scorable_text
 
 # judge(prompts) -> one generated text per prompt
 Judge = Callable[[list[str]], list[str]]

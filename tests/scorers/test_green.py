@@ -15,8 +15,8 @@ import pytest
 
 from radvlm_verl.rewards import compute_score, result_keys
 from radvlm_verl.rewards.green import GREEN_UNPARSED_SCORE
-from radvlm_verl.scorers.base import ScorerError, clear_scorers, get_scorer
 from radvlm_verl.scorers.green import GreenScorer, OpenAIChatJudge, build_prompt
+from radvlm_verl.scorers.registry import ScorerError, clear_scorers, get_scorer
 from radvlm_verl.testing.evaluation import fake_green_judge
 from radvlm_verl.testing.openai_standin import ChatStandin, StandinError, last_user_text
 
