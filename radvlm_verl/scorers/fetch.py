@@ -4,7 +4,9 @@ Every artifact of :data:`~radvlm_verl.scorers.weights.WEIGHTS` is downloaded wit
 ``huggingface_hub`` (``hf_hub_download``; ``HF_ENDPOINT`` and ``HF_TOKEN`` apply) into the layout
 that :func:`~radvlm_verl.scorers.weights.resolve_weight` reads: ``chexbert.pth`` at the top, each
 model repository's tokenizer, config (and, for the BERTScore models, weights) in its own folder,
-the RadGraph archive extracted into ``radgraph/<model_type>/``. Each finished artifact is recorded
+the RadGraph archive extracted into ``radgraph/<model_type>/``, and the config and tokenizer of the
+encoder each RadGraph config names by hub id into ``radgraph/encoders/<hub id>/`` (the RadGraph
+scorer hands radgraph that folder, so no scorer reads the Hugging Face cache). Each finished artifact is recorded
 in the manifest (``weights-manifest.json``: every file's size and sha256), which
 ``radvlm-verl doctor`` verifies.
 
@@ -46,6 +48,8 @@ from radvlm_verl.scorers.weights import (
     WeightSpec,
     entry_problems,
     file_hexdigest,
+    radgraph_encoder_spec,
+    radgraph_hub_encoders,
     read_manifest,
     record_manifest_entry,
 )
@@ -241,19 +245,21 @@ class _Fetcher:
             os.replace(partial, model_dir)
         finally:
             shutil.rmtree(partial, ignore_errors=True)  # gone already when the extraction succeeded
-        self.note_radgraph_encoder(model_dir)
         return [path for path in model_dir.rglob("*") if path.is_file()]
 
-    def note_radgraph_encoder(self, model_dir: Path) -> None:
-        """Say where radgraph will look for the encoder its config names (not part of the archive)."""
+
+def radgraph_encoder_items(dest: Path, items: Sequence[FetchItem]) -> list[FetchItem]:
+    """The encoders the fetched RadGraph models' configs name by hub id (each once)."""
+    encoders: list[str] = []
+    for item in items:
+        if item.model_type is None:
+            continue
         try:
-            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-            encoder = config["model"]["embedder"]["token_embedders"]["bert"]["model_name"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        if not Path(encoder).is_dir():
-            self.log(f"       note: {model_dir.name} builds its encoder from the hub model {encoder!r} (config and "
-                     "tokenizer only): radgraph loads them through the Hugging Face cache at first use")
+            config = json.loads((dest / item.spec.default_name / item.model_type / "config.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            continue  # not extracted (the fetch stopped earlier): nothing names an encoder yet
+        encoders.extend(radgraph_hub_encoders(config))
+    return [FetchItem(radgraph_encoder_spec(hub_id)) for hub_id in dict.fromkeys(encoders)]
 
 
 def fetch_weights(
@@ -282,6 +288,16 @@ def fetch_weights(
     dest = Path(dest).expanduser().resolve()
     items = plan_fetch(only, radgraph_models)
     dest.mkdir(parents=True, exist_ok=True)
+    fetcher = _Fetcher(dest, endpoint, progress, log)
+    outcome = _fetch_items(fetcher, items)
+    # the encoders are known only once the RadGraph configs are on disk
+    outcome.update(_fetch_items(fetcher, radgraph_encoder_items(dest, items)))
+    return outcome
+
+
+def _fetch_items(fetcher: _Fetcher, items: Sequence[FetchItem]) -> dict[str, str]:
+    """Fetch the items the manifest does not show complete; ``{key: "complete" | "fetched"}``."""
+    dest, log = fetcher.dest, fetcher.log
     try:
         entries = read_manifest(dest)
     except ValueError as error:
@@ -297,7 +313,6 @@ def fetch_weights(
             todo.append(item)
     if not todo:
         return outcome
-    fetcher = _Fetcher(dest, endpoint, progress, log)
     infos = fetcher.repo_files(todo)
     for item in todo:
         info = infos[item.spec.hf_repo]

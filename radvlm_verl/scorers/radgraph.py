@@ -34,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,13 @@ from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_level
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
-from radvlm_verl.scorers.weights import RADGRAPH_MODEL_FILES, resolve_weight
+from radvlm_verl.scorers.weights import (
+    RADGRAPH_MODEL_FILES,
+    radgraph_encoder_dir,
+    radgraph_encoder_slots,
+    radgraph_hub_encoders,
+    resolve_weight,
+)
 
 RADGRAPH_MODEL_TYPES = ("radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph")
 RADGRAPH_KEYS = ("radgraph_simple", "radgraph_partial", "radgraph_complete", "radgraph_combined")
@@ -139,14 +147,50 @@ def memoize_word_pieces(allennlp_tokenizer, maxsize: int = 200_000) -> None:
     allennlp_tokenizer._intra_word_tokenize = _intra_word_tokenize
 
 
+@contextlib.contextmanager
+def local_encoder_view(cache_root: Path, model_type: str):
+    """The ``model_cache_dir`` to hand radgraph: one whose config names local copies of the encoder.
+
+    A RadGraph ``config.json`` names its encoder by hub id, which radgraph would resolve through the
+    Hugging Face cache (or the network). When ``weights fetch`` put that encoder's config and
+    tokenizer in ``<cache_root>/encoders/<hub id>/``, this yields a temporary folder whose
+    ``<model_type>/`` holds the config with those folders in its place and links to the other
+    entries (radgraph reads them all while it is built, so the folder is removed afterwards).
+    Otherwise it yields ``cache_root`` itself, and radgraph resolves the names as it always did.
+    """
+    model_dir = cache_root / model_type
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        yield cache_root  # radgraph reports the broken config in its own words
+        return
+    local = {hub_id: radgraph_encoder_dir(cache_root, hub_id) for hub_id in radgraph_hub_encoders(config)}
+    local = {hub_id: folder.resolve() for hub_id, folder in local.items() if (folder / "config.json").is_file()}
+    if not local:
+        yield cache_root
+        return
+    for node, key in radgraph_encoder_slots(config):
+        if node[key] in local:
+            node[key] = str(local[node[key]])
+    with tempfile.TemporaryDirectory(prefix="radgraph-view-") as view:
+        view_model = Path(view) / model_type
+        view_model.mkdir()
+        for entry in model_dir.iterdir():
+            if entry.name != "config.json":
+                (view_model / entry.name).symlink_to(entry.resolve())
+        (view_model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+        yield Path(view)
+
+
 class RadGraphScorer(BatchedPairScorer):
     """RadGraph F1 (three levels + RadCliQ's combined F1) through the ``radgraph`` package.
 
     Args:
         model_type: ``radgraph`` (v1, what RadCliQ-v1 was fit with), ``radgraph-xl`` (the
             reward and evaluation of the paper's code), ``modern-radgraph-xl`` or ``echograph``.
-        model_cache_dir: directory holding ``<model_type>/`` (extracted archive); default: resolved
-            by :mod:`radvlm_verl.scorers.weights` (``<weights_dir>/radgraph`` or radgraph's cache).
+        model_cache_dir: directory holding ``<model_type>/`` (extracted archive) and, from ``weights
+            fetch``, ``encoders/<hub id>/`` (see :func:`local_encoder_view`); default: resolved by
+            :mod:`radvlm_verl.scorers.weights` (``<weights_dir>/radgraph`` or radgraph's cache).
         weights_dir: the project weights directory (see :mod:`radvlm_verl.scorers.weights`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default :func:`~radvlm_verl.scorers.registry.default_device`.
         cache_size: graphs kept per text (LRU).
@@ -191,8 +235,9 @@ class RadGraphScorer(BatchedPairScorer):
             ) from error
         dev = torch.device(device or default_device())
         cuda = -1 if dev.type == "cpu" else (dev.index or 0)
-        with contextlib.redirect_stdout(io.StringIO()):  # radgraph prints the device on construction
-            self.model = RadGraph(model_type=model_type, model_cache_dir=str(cache_root), cuda=cuda)
+        # radgraph prints the device on construction
+        with contextlib.redirect_stdout(io.StringIO()), local_encoder_view(Path(cache_root), model_type) as root:
+            self.model = RadGraph(model_type=model_type, model_cache_dir=str(root), cuda=cuda)
         self.model_type = model_type
         # the fast path covers the modules RadGraph's models use: NER and relations, no coref or events
         weights = self.model.model._loss_weights

@@ -21,10 +21,12 @@ Layout of a weights directory (every entry optional)::
       distilroberta-base/           BERTScore model of RadCliQ-v1
       distilbert-base-uncased/      BERTScore model of the reward/evaluation in the paper's code
       radgraph/<model_type>/        extracted RadGraph archive (config.json, vocabulary/, weights.th)
+      radgraph/encoders/<hub id>/   config and tokenizer of the encoder a RadGraph config names by hub id
       weights-manifest.json         written by ``weights fetch``: each file's size and sha256
 
 The manifest maps an entry (an artifact name, or ``radgraph/<model_type>`` for each RadGraph
-model) to its hub source and its files (paths relative to the weights directory)::
+model, ``radgraph/encoders/<hub id>`` for each encoder they name) to its hub source and its files
+(paths relative to the weights directory)::
 
     {"format": 1, "entries": {"chexbert": {"repo": "StanfordAIMI/RRG_scorers", "revision": "<commit>",
      "source": ["chexbert.pth"], "files": {"chexbert.pth": {"size": 1, "sha256": "..."}}}, ...}}
@@ -40,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +58,12 @@ FETCH_HINT = "radvlm-verl weights fetch --dest <weights_dir>"
 # A hub model repository's config and tokenizer files (each tokenizer type needs some of them).
 _CONFIG_AND_TOKENIZER = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                     "vocab.txt", "vocab.json", "merges.txt")
+# Where a RadGraph config.json names its encoder: radgraph loads the tokenizer for the token indexer
+# and the config for the embedder (AutoConfig + AutoModel.from_config: no encoder weights).
+RADGRAPH_ENCODER_FIELDS = (("dataset_reader", "token_indexers", "bert", "model_name"),
+                           ("model", "embedder", "token_embedders", "bert", "model_name"))
+RADGRAPH_ENCODERS = "encoders"  # <weights_dir>/radgraph/encoders/<hub id>/
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)?")
 
 
 class MissingWeightsError(ScorerError, FileNotFoundError):
@@ -138,10 +147,44 @@ WEIGHTS: dict[str, WeightSpec] = {
             "radgraph, radcliq (RadGraph feature)",
             "hf download StanfordAIMI/RRG_scorers radgraph-xl.tar.gz --local-dir /tmp/rg && mkdir -p "
             "<weights_dir>/radgraph/radgraph-xl && tar xzf /tmp/rg/radgraph-xl.tar.gz -C "
-            "<weights_dir>/radgraph/radgraph-xl (the encoder named in its config.json must also be local)",
+            "<weights_dir>/radgraph/radgraph-xl (the encoder named in its config.json must also be local: "
+            "<weights_dir>/radgraph/encoders/<its hub id>)",
         ),
     )
 }
+
+
+def radgraph_encoder_slots(config: dict) -> list[tuple[dict, str]]:
+    """``(the dict holding it, its key)`` of each encoder name in a RadGraph ``config.json``."""
+    slots = []
+    for *parents, leaf in RADGRAPH_ENCODER_FIELDS:
+        node = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(leaf), str):
+            slots.append((node, leaf))
+    return slots
+
+
+def radgraph_hub_encoders(config: dict) -> list[str]:
+    """The hub ids a RadGraph ``config.json`` names as its encoder (names of existing folders left out)."""
+    names = [node[key] for node, key in radgraph_encoder_slots(config)]
+    return list(dict.fromkeys(name for name in names
+                              if _HUB_ID.fullmatch(name) and ".." not in name and not Path(name).is_dir()))
+
+
+def radgraph_encoder_dir(radgraph_root: str | os.PathLike, hub_id: str) -> Path:
+    """Where ``weights fetch`` puts the config and tokenizer of the encoder ``hub_id`` (under ``radgraph/``)."""
+    return Path(radgraph_root) / RADGRAPH_ENCODERS / hub_id
+
+
+def radgraph_encoder_spec(hub_id: str) -> WeightSpec:
+    """The artifact of one encoder a RadGraph config names: its config and tokenizer files, no weights."""
+    name = f"radgraph/{RADGRAPH_ENCODERS}/{hub_id}"
+    patterns = " ".join(_CONFIG_AND_TOKENIZER)
+    return WeightSpec(name, name, True, hub_id, None, "radgraph (the encoder its config.json names)",
+                      f"hf download {hub_id} --include {patterns} --local-dir <weights_dir>/{name}",
+                      _CONFIG_AND_TOKENIZER)
 
 
 def weights_dir_from(weights_dir: str | os.PathLike | None = None) -> Path | None:

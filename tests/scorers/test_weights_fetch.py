@@ -1,13 +1,16 @@
 """`radvlm-verl weights fetch` against a stand-in hub on 127.0.0.1, through huggingface_hub's own client.
 
 The stand-in (radvlm_verl/testing/hub_standin.py) serves tiny random-weight scorer models built
-here, so a fetched directory is loaded by the real scorers. The command-line runs get the hub's
+here, so a fetched directory is loaded by the real scorers. As on the real hub, the RadGraph archive's
+config names its encoder by hub id (ENCODER, a repository of the stand-in). The command-line runs get the hub's
 address the way a user sets it, through HF_ENDPOINT (huggingface_hub reads it at import, so those
 runs are subprocesses); the in-process runs pass it as `endpoint`.
 """
 
 import io
+import json
 import os
+import shutil
 import re
 import socket
 import subprocess
@@ -36,7 +39,9 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 SCORERS = "StanfordAIMI/RRG_scorers"
 MODEL_REPOS = {spec.hf_repo: spec.default_name for spec in WEIGHTS.values() if spec.hf_filename is None}
 DECOYS = ("tf_model.h5", "onnx/model.onnx")  # in every model repository; the scorers never read them
-ALL_ENTRIES = ["chexbert", "bert-base-uncased", "distilroberta-base", "distilbert-base-uncased", "radgraph/radgraph-xl"]
+ENCODER = "stand-in/radgraph-encoder"
+ALL_ENTRIES = ["chexbert", "bert-base-uncased", "distilroberta-base", "distilbert-base-uncased", "radgraph/radgraph-xl",
+               f"radgraph/encoders/{ENCODER}"]
 REPORT = "Small left pleural effusion. No pneumothorax."
 ANSWER = "Moderate cardiomegaly with mild edema. No effusion."
 
@@ -56,11 +61,26 @@ def source(report_weights):
     return report_weights(seed=7)
 
 
+def radgraph_naming_its_encoder(model_dir: Path, encoder: str, out: Path) -> Path:
+    """A copy of a RadGraph model directory whose config names its encoder ``encoder``."""
+    shutil.copytree(model_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    config["dataset_reader"]["token_indexers"]["bert"]["model_name"] = encoder
+    config["model"]["embedder"]["token_embedders"]["bert"]["model_name"] = encoder
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
 @pytest.fixture(scope="module")
-def hub(source):
+def hub(source, tmp_path_factory):
+    radgraph_xl = radgraph_naming_its_encoder(source / "radgraph" / "radgraph-xl", ENCODER,
+                                              tmp_path_factory.mktemp("archive") / "radgraph-xl")
     with HubStandin() as hub:
         hub.add_file(SCORERS, "chexbert.pth", (source / "chexbert.pth").read_bytes())
-        hub.add_file(SCORERS, "radgraph-xl.tar.gz", tar_gz(source / "radgraph" / "radgraph-xl"), lfs=True)
+        hub.add_file(SCORERS, "radgraph-xl.tar.gz", tar_gz(radgraph_xl), lfs=True)
+        for path in (source / "bert-base-uncased").iterdir():  # the encoder the tiny RadGraph was built on
+            hub.add_file(ENCODER, path.name, path.read_bytes())
+        hub.add_file(ENCODER, "model.safetensors", os.urandom(4096))  # radgraph builds the encoder from its config
         hub.add_file(SCORERS, "radgraph.tar.gz", b"an archive nobody asked for", lfs=True)
         for repo, folder in MODEL_REPOS.items():
             for path in (source / folder).iterdir():
@@ -108,10 +128,12 @@ def fetched_paths(hub) -> list[str]:
 
 
 def test_fresh_fetch_lays_out_what_the_scorers_load_and_doctor_reports_verified(hub, source, tmp_path):
+    import huggingface_hub.constants as hf_constants
+
     dest = tmp_path / "weights"
     proc = run_cli(["weights", "fetch", "--dest", str(dest)], tmp_path, hub.endpoint)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "5 fetched, 0 already complete" in proc.stdout
+    assert "6 fetched, 0 already complete" in proc.stdout
     # a bar per file, with size, rate and ETA
     assert re.search(r"StanfordAIMI/RRG_scorers/chexbert\.pth: 100%.*\[\d\d:\d\d<\d\d:\d\d, +[\d.]+ ?[kMG]?B/s\]",
                      proc.stderr), proc.stderr
@@ -123,8 +145,9 @@ def test_fresh_fetch_lays_out_what_the_scorers_load_and_doctor_reports_verified(
     assert not (dest / "radgraph" / "radgraph").exists() and not list(dest.rglob("*.tar.gz"))
     # only what the scorers load: no other formats, and no encoder weights for CheXbert (its checkpoint has them)
     assert not [path for path in fetched_paths(hub) if "tf_model" in path or "onnx" in path]
-    assert sorted(p.name for p in (dest / "bert-base-uncased").iterdir() if p.is_file()) == [
-        "config.json", "tokenizer_config.json", "vocab.txt"]
+    for folder in (dest / "bert-base-uncased", dest / "radgraph" / "encoders" / ENCODER):
+        assert sorted(p.name for p in folder.iterdir() if p.is_file()) == [
+            "config.json", "tokenizer_config.json", "vocab.txt"]
     assert (dest / "distilroberta-base" / "model.safetensors").read_bytes() == (
         source / "distilroberta-base" / "model.safetensors").read_bytes()
     assert sorted(read_manifest(dest)) == sorted(ALL_ENTRIES)
@@ -134,9 +157,13 @@ def test_fresh_fetch_lays_out_what_the_scorers_load_and_doctor_reports_verified(
     scores = []
     for weights_dir in (dest, source):
         clear_scorers()
-        scores.append([compute_score("cxr_report/demo", ANSWER, REPORT, {"task": "report"}, report_reward=reward,
-                                     report_weights_dir=str(weights_dir), **kwargs)
-                       for reward in ("radcliq", "bertscore")])
+        # the fetched directory loads offline: RadGraph's encoder is its local copy, not the hub id
+        with pytest.MonkeyPatch.context() as offline:
+            offline.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+            offline.setenv("HF_HUB_OFFLINE", "1")
+            scores.append([compute_score("cxr_report/demo", ANSWER, REPORT, {"task": "report"}, report_reward=reward,
+                                         report_weights_dir=str(weights_dir), **kwargs)
+                           for reward in ("radcliq", "bertscore")])
     clear_scorers()
     assert scores[0] == scores[1]
 
@@ -162,7 +189,7 @@ def test_rerun_skips_what_is_complete_without_the_hub(hub, tmp_path):
     (dest / MANIFEST_NAME).unlink()
     assert fetch_weights(dest, endpoint=hub.endpoint, progress=False) == dict.fromkeys(ALL_ENTRIES, "fetched")
     assert {r.path for r in hub.requests if r.method == "GET" and r.path.startswith("/api/")} == {
-        f"/api/models/{repo}/revision/main" for repo in [SCORERS, *MODEL_REPOS]}
+        f"/api/models/{repo}/revision/main" for repo in [SCORERS, *MODEL_REPOS, ENCODER]}
     radgraph = hub.repos[SCORERS].files["radgraph-xl.tar.gz"].sha256
     assert fetched_paths(hub) == [f"/cdn/{radgraph}"]
     assert set(statuses(dest).values()) == {"verified"}
@@ -207,6 +234,7 @@ def test_modified_files_are_reported_modified_and_unlisted_ones_present(hub, tmp
     config = dest / "radgraph" / "radgraph-xl" / "config.json"
     config.write_text(config.read_text().replace('"max_length": 512', '"max_length": 256'))
     (dest / "distilbert-base-uncased" / "vocab.txt").unlink()
+    (dest / "radgraph" / "encoders" / ENCODER / "vocab.txt").unlink()
     rows = {row["name"]: row for row in describe_weights(dest, verify=True)}
     assert {name: row["status"] for name, row in rows.items()} == {
         "chexbert": "modified", "bert-base-uncased": "verified", "distilroberta-base": "verified",
@@ -214,6 +242,7 @@ def test_modified_files_are_reported_modified_and_unlisted_ones_present(hub, tmp
     assert rows["chexbert"]["detail"] == "chexbert.pth has another sha256"
     assert rows["distilbert-base-uncased"]["detail"] == "distilbert-base-uncased/vocab.txt is missing"
     assert "radgraph/radgraph-xl/config.json has" in rows["radgraph"]["detail"]
+    assert f"radgraph/encoders/{ENCODER}/vocab.txt is missing" in rows["radgraph"]["detail"]
 
     (dest / MANIFEST_NAME).unlink()  # files without a manifest: found, not verifiable
     assert set(statuses(dest).values()) == {"present"}
@@ -229,14 +258,14 @@ def test_only_fetches_the_named_artifacts(hub, tmp_path):
     dest = tmp_path / "weights"
     proc = run_cli(["weights", "fetch", "--dest", str(dest), "--only", "chexbert", "radgraph"], tmp_path, hub.endpoint)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(read_manifest(dest)) == ["chexbert", "radgraph/radgraph-xl"]
+    assert sorted(read_manifest(dest)) == ["chexbert", f"radgraph/encoders/{ENCODER}", "radgraph/radgraph-xl"]
     assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == [
         "chexbert.pth", "radgraph", MANIFEST_NAME]
     assert statuses(dest) == {"chexbert": "verified", "bert-base-uncased": "missing", "distilroberta-base": "missing",
                               "distilbert-base-uncased": "missing", "radgraph": "verified"}
     asked = {match["repo"] for request in hub.requests
              if (match := re.match(r"/(?:api/models/)?(?P<repo>[^/]+/[^/]+)/(?:revision|resolve)/", request.path))}
-    assert asked == {SCORERS}
+    assert asked == {SCORERS, ENCODER}
     bad = run_cli(["weights", "fetch", "--dest", str(dest), "--only", "green"], tmp_path, hub.endpoint)
     assert bad.returncode == 2 and "invalid choice: 'green'" in bad.stderr
 
