@@ -115,13 +115,16 @@ def chexbert_label_matrices(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 
 class GroupStatistics:
     """Point values and resample replicates of every available metric of one group's rows
-    (``specs``: the columns to compute, default the project's table)."""
+    (``specs``: the columns to compute, default the project's table; ``progress``: a bar over the
+    COCO replicates, the one slow loop)."""
 
     def __init__(
-        self, rows: pd.DataFrame, metrics: tuple[str, ...] | None = None, specs: tuple[MetricSpec, ...] = METRIC_SPECS
+        self, rows: pd.DataFrame, metrics: tuple[str, ...] | None = None, specs: tuple[MetricSpec, ...] = METRIC_SPECS,
+        progress: bool = False,
     ):
         family = rows["family"].iloc[0]
         self.rows = rows
+        self.progress = progress
         self.specs = [
             s for s in specs
             if s.family == family and _available(s, rows) and (metrics is None or s.key in metrics)
@@ -181,7 +184,8 @@ class GroupStatistics:
                     try:
                         if self._coco is None:
                             self._coco = CocoResampler(self._samples)
-                        coco = self._coco.replicates(counts)
+                        coco = self._coco.replicates(counts, progress=self.progress,
+                                                     desc=f"{self.rows['group'].iloc[0]} COCO mAP bootstrap")
                     except ImportError:
                         self.notes.append("COCO mAP intervals need pycocotools (pip install pycocotools)")
                         coco = {}
@@ -193,13 +197,14 @@ class GroupStatistics:
 def aggregate(
     per_sample: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0, level: float = DEFAULT_LEVEL,
     metrics: tuple[str, ...] | None = None, notes: list[str] | None = None,
-    specs: tuple[MetricSpec, ...] = METRIC_SPECS,
+    specs: tuple[MetricSpec, ...] = METRIC_SPECS, progress: bool = False,
 ) -> dict[str, dict[str, Estimate]]:
     """``{group: {metric key: Estimate}}`` with percentile intervals from ``n_resamples`` resamples
-    (``specs``: the columns, default the project's table; :mod:`.rexrank` passes ReXrank's)."""
+    (``specs``: the columns, default the project's table; :mod:`.rexrank` passes ReXrank's;
+    ``progress``: bars over the slow replicate loops, on stderr)."""
     results: dict[str, dict[str, Estimate]] = {}
     for group, rows in per_sample.groupby("group", sort=True):
-        stats = GroupStatistics(rows, metrics, specs)
+        stats = GroupStatistics(rows, metrics, specs, progress=progress)
         values = stats.values()
         reps = stats.replicates(group_counts(str(group), len(rows), n_resamples, seed)) if n_resamples > 0 else {}
         results[str(group)] = {k: estimate(v, reps.get(k), len(rows), level) for k, v in values.items()}
@@ -210,9 +215,10 @@ def aggregate(
 
 def compare_runs(
     current: pd.DataFrame, other: pd.DataFrame, *, n_resamples: int = 1000, seed: int = 0,
-    level: float = DEFAULT_LEVEL, notes: list[str] | None = None,
+    level: float = DEFAULT_LEVEL, notes: list[str] | None = None, progress: bool = False,
 ) -> dict[str, dict[str, PairedDifference]]:
-    """``current - other`` per group and metric, on the ids both runs scored, with paired resamples.
+    """``current - other`` per group and metric, on the ids both runs scored, with paired resamples
+    (``progress``: bars over the slow replicate loops, on stderr).
 
     Raises:
         ValueError: the runs share no id in any group.
@@ -229,7 +235,7 @@ def compare_runs(
                          f"({len(rows_a)} and {len(rows_b)} scored)")
         a = rows_a.set_index("id").loc[common].reset_index()
         b = rows_b.set_index("id").loc[common].reset_index()
-        stats_a, stats_b = GroupStatistics(a), GroupStatistics(b)
+        stats_a, stats_b = GroupStatistics(a, progress=progress), GroupStatistics(b, progress=progress)
         keys = [s.key for s in stats_a.specs if s in stats_b.specs]
         stats_a.specs = stats_b.specs = [SPECS_BY_KEY[k] for k in keys]
         counts = group_counts(str(group), len(common), n_resamples, seed)

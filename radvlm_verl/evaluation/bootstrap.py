@@ -11,6 +11,10 @@ statistic is then a function of those counts, so all resamples are computed at o
   (:func:`chexbert_replicates`), COCO mAP from the resampled per-image matches
   (:class:`CocoResampler`: pycocotools' own per-image matching, then its accumulation step).
 
+The COCO replicates are the one loop over resamples (13 s for 1,000 resamples of 2,000 images), so
+they can draw a progress bar (:func:`~radvlm_verl.evaluation.progress.progress_bar`); the others
+are a few matrix products.
+
 The interval is the 2.5th and 97.5th percentile of the replicates (``level=0.95``). A paired
 comparison of two runs (:func:`paired_difference`) applies the **same** resamples to both runs'
 samples (aligned by id) and takes the percentile interval of the replicate differences.
@@ -31,6 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from radvlm_verl.evaluation.progress import progress_bar
 from radvlm_verl.metrics.chexbert_f1 import FIVE_INDEX, f1_from_counts
 from radvlm_verl.metrics.grounding import (
     COCO_IOU_THRESHOLDS,
@@ -235,7 +240,12 @@ class CocoResampler:
         )
         return coco_summary(precision)  # one category with ground truth: no undefined (-1) entries
 
-    def replicates(self, counts: np.ndarray) -> dict[str, np.ndarray]:
-        """Each key's value on every resample (rows of ``counts``)."""
-        values = [self.value(counts_to_indices(row)) for row in counts]
+    def replicates(self, counts: np.ndarray, *, progress: bool = False,
+                   desc: str = "COCO mAP bootstrap") -> dict[str, np.ndarray]:
+        """Each key's value on every resample (rows of ``counts``); ``progress`` draws a bar labelled ``desc``."""
+        values = []
+        with progress_bar(len(counts), desc, progress, unit=" resamples") as bar:
+            for row in counts:
+                values.append(self.value(counts_to_indices(row)))
+                bar.update(1)
         return {key: np.array([v[key] for v in values]) for key in self.KEYS}

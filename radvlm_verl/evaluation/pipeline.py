@@ -121,15 +121,17 @@ def evaluate(
     for group, rows in unanswered.groupby("group"):
         notes.append(f"{group}: {len(rows)} thinking answer(s) without </think>, scored as empty answers (floor)")
 
-    runs: dict[str, dict] = {name: agg.aggregate(per_sample, n_resamples=n_resamples, seed=seed, level=level, notes=notes)}
+    runs: dict[str, dict] = {name: agg.aggregate(per_sample, n_resamples=n_resamples, seed=seed, level=level, notes=notes,
+                                                 progress=config.progress)}
     comparisons: dict[str, dict] = {}
     frames = {name: per_sample}
     for other_name, other_rows in others:
         other_name = _unique_name(other_name, list(runs))
         frames[other_name] = other_rows
-        runs[other_name] = agg.aggregate(other_rows, n_resamples=n_resamples, seed=seed, level=level, notes=notes)
+        runs[other_name] = agg.aggregate(other_rows, n_resamples=n_resamples, seed=seed, level=level, notes=notes,
+                                         progress=config.progress)
         comparisons[other_name] = agg.compare_runs(per_sample, other_rows, n_resamples=n_resamples, seed=seed,
-                                                   level=level, notes=notes)
+                                                   level=level, notes=notes, progress=config.progress)
     rexrank_runs: dict[str, dict] = {}
     if table_format == "rexrank":
         rexrank_runs = {run: rexrank.rexrank_results(frame, n_resamples=n_resamples, seed=seed, level=level)

@@ -49,6 +49,7 @@ import pandas as pd
 
 from radvlm_verl.core.tasks import TASK_FAMILIES, family_of
 from radvlm_verl.core.thinking import extract_answer
+from radvlm_verl.evaluation.progress import progress_bar
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_pair_f1
 from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_read
@@ -106,18 +107,12 @@ class ScoreConfig:
         return make_options(merged)
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=" rows", disable=not enabled, mininterval=1.0, dynamic_ncols=True)
-
-
 def _chunked(
     fn: Callable[[list[str], list[str]], list], hyps: list[str], refs: list[str], desc: str, config: ScoreConfig
 ) -> list:
     out: list = []
     step = max(1, int(config.batch_size))
-    with _progress(len(hyps), desc, config.progress) as bar:
+    with progress_bar(len(hyps), desc, config.progress) as bar:
         for start in range(0, len(hyps), step):
             part = fn(hyps[start : start + step], refs[start : start + step])
             if len(part) != len(hyps[start : start + step]):
@@ -247,7 +242,7 @@ def _grounding_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     from radvlm_verl.rewards.grounding import grounding_options, score_read
 
     records = []
-    with _progress(len(rows), "grounding", config.progress) as bar:
+    with progress_bar(len(rows), "grounding", config.progress) as bar:
         for row_id, prediction, truth, info, thinking in zip(
             rows["id"], rows["prediction"], rows["ground_truth"], rows["extra_info"], rows["thinking"], strict=True
         ):

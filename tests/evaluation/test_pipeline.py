@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -254,6 +255,22 @@ def test_no_bootstrap_gives_values_without_intervals(data, tmp_path):
     header = (tmp_path / "out" / "table.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "Run,R-L,ANC"  # grounding metrics not requested: no grounding columns
     assert "[" not in (tmp_path / "out" / "table.csv").read_text(encoding="utf-8").splitlines()[1]
+
+
+def test_bootstrap_draws_a_bar_with_rate_and_eta_on_stderr_unless_no_progress(runs, data, tmp_path, capsys):
+    _, bad = runs
+    args = ["evaluate", "--test-parquet", str(data["parquet"]), "--predictions", str(data["good"]), "--metrics",
+            "coco_map", "--bootstrap", "40", "--no-plots", "--compare", str(bad)]
+    capsys.readouterr()
+    assert run_evaluate_cli([*args, "--out-dir", str(tmp_path / "bars")]) == 0
+    err = capsys.readouterr().err
+    for group in ("ms_cxr", "chest_imagenome"):
+        # one bar for the run's intervals, one for the other run's, two for the paired comparison
+        bars = re.findall(rf"{group} COCO mAP bootstrap: 100%.*? 40/40 \[\d\d:\d\d<\d\d:\d\d, +[\d.]+ resamples/s\]",
+                          err)
+        assert len(bars) == 4, err
+    assert run_evaluate_cli([*args, "--out-dir", str(tmp_path / "quiet"), "--no-progress"]) == 0
+    assert "bootstrap" not in capsys.readouterr().err
 
 
 def test_help_lists_every_metric():
