@@ -121,8 +121,8 @@ def evaluate(
     for group, rows in unanswered.groupby("group"):
         notes.append(f"{group}: {len(rows)} thinking answer(s) without </think>, scored as empty answers (floor)")
 
-    runs: dict[str, dict] = {name: agg.aggregate(per_sample, n_resamples=n_resamples, seed=seed, level=level, notes=notes,
-                                                 progress=config.progress)}
+    runs: dict[str, dict] = {name: agg.aggregate(per_sample, n_resamples=n_resamples, seed=seed, level=level,
+                                                 notes=notes, progress=config.progress)}
     comparisons: dict[str, dict] = {}
     frames = {name: per_sample}
     for other_name, other_rows in others:
