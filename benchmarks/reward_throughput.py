@@ -9,8 +9,9 @@ Scores N rollouts in GRPO groups of 8 that share a reference, on the same models
 (b) ``service``: ``compute_score`` from ``--clients`` threads with ``scorer_service`` enabled, so
     every scorer runs in ``--replicas`` shared replicas that batch concurrent requests.
 
-It prints pairs per second, the ratio (b)/(a), the service's batch statistics and the largest score
-difference between the modes (batching must not change rewards beyond float noise).
+It prints pairs per second, the ratio (b)/(a), the service's batch statistics, the CPU seconds (b)
+cost the clients' process and each replica, and the largest score difference between the modes
+(batching must not change rewards beyond float noise).
 
 Models: tiny random-weight stand-ins by default (CPU; the figures then measure plumbing and small
 forwards), ``--real-geometry`` for random-weight models with the real sizes (BERT-base encoders for
@@ -133,9 +134,17 @@ def bench_service(pairs, reward_kwargs, args) -> tuple[list[float], float, dict]
     ensure_service_ready(kwargs)  # start and load every replica before timing
     info = {"task": "report", "thinking": False}
     try:
+        cpu_before, driver_before = service_stats(), time.process_time()
         scores, seconds = run_pool(lambda p: compute_score("cxr_report/bench", *p, info, **kwargs)["score"], pairs,
                                    args.clients)
-        return scores, seconds, service_stats()
+        driver_cpu_s = time.process_time() - driver_before
+        stats = service_stats()
+        for deployment, replicas in stats.items():
+            for now, before in zip(replicas, cpu_before[deployment], strict=True):
+                now["run_cpu_s"] = now.get("cpu_s", math.nan) - before.get("cpu_s", math.nan)
+        print(f"(b) CPU seconds: clients' process {driver_cpu_s:.2f}, replicas "
+              + ", ".join(f"{d.split('-')[1]} {sum(r['run_cpu_s'] for r in rs):.2f}" for d, rs in stats.items()))
+        return scores, seconds, stats
     finally:
         shutdown_service()
 

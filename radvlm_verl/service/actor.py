@@ -142,5 +142,10 @@ class ScorerReplica:
         }
 
     def stats(self) -> dict[str, float]:
-        """Batch-size, queue-wait, forward-time and cache figures of this replica."""
-        return {**self.stats_.summary(), "load_s": self.load_s, "pid": float(os.getpid())}
+        """Batch-size, queue-wait, forward-time and cache figures of this replica.
+
+        ``cpu_s`` is the CPU time of the replica's process so far (model load, Ray's call handling
+        and scoring together): the difference between two readings is what a run cost it.
+        """
+        return {**self.stats_.summary(), "load_s": self.load_s, "cpu_s": time.process_time(),
+                "pid": float(os.getpid())}

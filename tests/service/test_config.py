@@ -225,6 +225,7 @@ def test_replica_batches_concurrent_requests_and_matches_direct_scoring():
     assert sum(sizes) < len(hyps) and len(sizes) >= 3
     s = replica.stats()
     assert s["requests"] == s["pairs"] == len(hyps) and s["batches"] < len(hyps) and s["cache_hit_rate"] > 0.5
+    assert 0 < s["cpu_s"] <= time.process_time()  # this process's CPU time: the replica runs in it here
     assert replica.ready()["keys"] == ["toy_overlap"]
 
 
