@@ -166,14 +166,21 @@ def _normalised(
 ) -> tuple[list[tuple[float, float, float, float]], list[bool]]:
     """Boxes written in ``frame`` (numbers or their text) -> normalised boxes and validity; valid ones clipped."""
     width, height = frame.width, frame.height  # sizes >= 1: no overflow, inf/NaN pass through
+    unit = width == 1.0 and height == 1.0  # x / 1.0 is x exactly: skip the divisions
+    # a box strictly inside the image and not inverted is valid for any tolerance >= 0, and clipping
+    # leaves it as it is: most boxes skip box_is_valid and the clipping
+    inside_is_valid = tolerance >= 0.0
     rows, valid = [], []
     for n1, n2, n3, n4 in numbers:
-        x1, y1, x2, y2 = float(n1) / width, float(n2) / height, float(n3) / width, float(n4) / height
-        if box_is_valid(x1, y1, x2, y2, tolerance):
-            if 0.0 < x1 and 0.0 < y1 and x2 < 1.0 and y2 < 1.0:  # inside: clipping is the identity
-                rows.append((x1, y1, x2, y2))
-            else:
-                rows.append((_clip01(x1), _clip01(y1), _clip01(x2), _clip01(y2)))
+        if unit:
+            x1, y1, x2, y2 = float(n1), float(n2), float(n3), float(n4)
+        else:
+            x1, y1, x2, y2 = float(n1) / width, float(n2) / height, float(n3) / width, float(n4) / height
+        if inside_is_valid and 0.0 < x1 < x2 < 1.0 and 0.0 < y1 < y2 < 1.0:
+            rows.append((x1, y1, x2, y2))
+            valid.append(True)
+        elif box_is_valid(x1, y1, x2, y2, tolerance):
+            rows.append((_clip01(x1), _clip01(y1), _clip01(x2), _clip01(y2)))
             valid.append(True)
         else:
             rows.append((x1, y1, x2, y2))
