@@ -375,7 +375,9 @@ def read_grounding(
             missing for ``qwen25_abs``; only asked for when there is an answer), naming the row.
     """
     try:
-        truth = parse_ground_truth(ground_truth)
+        # parse_ground_truth's cache of strings, without its call for the parquet contract's form
+        truth = _parse_ground_truth_string(ground_truth) if ground_truth.__class__ is str else (
+            parse_ground_truth(ground_truth))
     except ValueError as exc:
         raise ValueError(f"grounding ground truth of {sample_name(extra_info)}: {exc}") from None
     answer = extract_answer(response, thinking)
