@@ -381,7 +381,9 @@ def _score_rows(
     else:  # what _similarities gives here, without the call
         sims = iou_rows(pred, gt, False, gt_areas)
     matched = matched_similarities(sims, options.min_iou)
-    tp, n_matched = _total(matched), len(matched)
+    n_matched = len(matched)
+    # one match (every single-box task): _total's sum, 0.0 plus the term, without the call
+    tp = 0.0 + matched[0] if n_matched == 1 else _total(matched)
     recall = tp / n_gt
     if options.precision == "n_pred":
         precision = tp / n_pred
@@ -455,10 +457,11 @@ def score_read(
 
     No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
     """
-    gt = read.truth.rows
-    if not read.answer:
+    truth, answer, boxes, valid, _ = read  # one unpacking, not five attribute reads
+    gt = truth.rows
+    if not answer:
         return _result(options.low, n_gt=len(gt), gt_empty=float(not gt))
-    result = _score_rows(read.boxes, gt, options, read.valid, read.truth.areas)
+    result = _score_rows(boxes, gt, options, valid, truth.areas)
     if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
         raise RuntimeError(f"grounding reward produced a non-finite score for {sample_name(extra_info)}")
     return result
