@@ -56,6 +56,7 @@ __all__ = [
     "parse_boxes",
     "parse_ground_truth",
     "read_grounding",
+    "read_grounding_fields",
     "read_prediction",
     "read_prediction_rows",
     "sample_name",
@@ -377,6 +378,20 @@ def read_grounding(
         ValueError: malformed ground truth, or a frame that cannot be built (unknown format, sizes
             missing for ``qwen25_abs``; only asked for when there is an answer), naming the row.
     """
+    return _grounding_read(read_grounding_fields(
+        response, ground_truth, extra_info, thinking, box_format, factor, min_pixels, max_pixels, labels
+    ))
+
+
+def read_grounding_fields(
+    response: str, ground_truth: Any, extra_info: Mapping[str, Any] | None, thinking: bool, box_format: str | None,
+    factor: int | None, min_pixels: int | None, max_pixels: int | None, labels: bool,
+) -> tuple[GroundTruth, str | None, list[tuple[float, float, float, float]], list[bool], list[str | None]]:
+    """:func:`read_grounding` (its arguments, all positional) as a plain tuple in :class:`GroundingRead`'s order.
+
+    The reward's path: there, building the named tuple and reading it back are a measurable share of a
+    rollout's few microseconds.
+    """
     try:
         # parse_ground_truth's cache of strings, without its call for the parquet contract's form
         truth = _parse_ground_truth_string(ground_truth) if ground_truth.__class__ is str else (
@@ -385,7 +400,7 @@ def read_grounding(
         raise ValueError(f"grounding ground truth of {sample_name(extra_info)}: {exc}") from None
     answer = extract_answer(response, thinking)
     if not answer:
-        return _grounding_read((truth, answer, [], [], []))
+        return ((truth, answer, [], [], []))
     try:
         frame = frame_from_extra_info(
             extra_info, box_format=box_format, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels
@@ -395,7 +410,7 @@ def read_grounding(
     if labels:
         parsed = parse_boxes(answer)
         boxes, valid = _normalised(parsed.boxes.tolist(), frame, RANGE_TOLERANCE)
-        return _grounding_read((truth, answer, boxes, valid, parsed.labels))
+        return ((truth, answer, boxes, valid, parsed.labels))
     # the answer is a string: read_prediction_rows without its check for other values
     boxes, valid = _normalised(BOX_PATTERN.findall(answer), frame, RANGE_TOLERANCE)
-    return _grounding_read((truth, answer, boxes, valid, []))
+    return ((truth, answer, boxes, valid, []))

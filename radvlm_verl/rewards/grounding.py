@@ -73,7 +73,7 @@ import numpy as np
 from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
-from radvlm_verl.boxes.parse import GroundingRead, read_grounding, sample_name
+from radvlm_verl.boxes.parse import GroundingRead, GroundTruth, read_grounding, read_grounding_fields, sample_name
 
 __all__ = [
     "GROUNDING_REWARDS",
@@ -145,11 +145,11 @@ class GroundingOptions:
         self, response: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None, thinking: bool = False
     ) -> dict[str, float]:
         """:func:`score_grounding` under these options (what it calls once the options are validated)."""
-        read = read_grounding(
-            response, ground_truth, extra_info, thinking=thinking, box_format=self.box_format,
-            factor=self.resize_factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels,
+        truth, answer, boxes, valid, _ = read_grounding_fields(
+            response, ground_truth, extra_info, thinking, self.box_format, self.resize_factor, self.min_pixels,
+            self.max_pixels, False,
         )
-        return score_read(read, self, extra_info)
+        return _score_answer(truth, answer, boxes, valid, self, extra_info)
 
 
 _OPTION_NAMES = tuple(GroundingOptions.__dataclass_fields__)
@@ -457,7 +457,15 @@ def score_read(
 
     No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
     """
-    truth, answer, boxes, valid, _ = read  # one unpacking, not five attribute reads
+    truth, answer, boxes, valid, _ = read
+    return _score_answer(truth, answer, boxes, valid, options, extra_info)
+
+
+def _score_answer(
+    truth: GroundTruth, answer: str | None, boxes: list, valid: list[bool], options: GroundingOptions,
+    extra_info: Mapping[str, Any] | None,
+) -> dict[str, float]:
+    """:func:`score_read` of a read's fields."""
     gt = truth.rows
     if not answer:
         return _result(options.low, n_gt=len(gt), gt_empty=float(not gt))
