@@ -284,15 +284,18 @@ def frame_from_extra_info(
     fmt = box_format if box_format is not None else info.get("box_format")
     if fmt.__class__ is not str or fmt not in BOX_FORMATS:  # a format named as it should be skips the checks
         fmt = resolve_box_format(box_format, info)
-    if fmt in _FIXED_FRAMES:  # no size needed: skip reading it
-        return _FIXED_FRAMES[fmt]
-    return frame(
-        fmt,
-        orig_width=info.get("orig_width"),
-        orig_height=info.get("orig_height"),
-        min_pixels=info.get("min_pixels") if _missing(min_pixels) else min_pixels,
-        max_pixels=info.get("max_pixels") if _missing(max_pixels) else max_pixels,
-        factor=factor,
+    fixed = _FIXED_FRAMES.get(fmt)
+    if fixed is not None:  # no size needed: skip reading it
+        return fixed
+    if fmt != QWEN25_ABS:
+        return frame(fmt)  # its error names the formats
+    # frame()'s qwen25_abs branch without its call; an override that is None needs no _missing call
+    return _qwen25_frame(
+        info.get("orig_width"),
+        info.get("orig_height"),
+        info.get("min_pixels") if min_pixels is None or _missing(min_pixels) else min_pixels,
+        info.get("max_pixels") if max_pixels is None or _missing(max_pixels) else max_pixels,
+        factor,
     )
 
 

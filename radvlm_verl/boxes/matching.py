@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -64,8 +65,11 @@ def matched_similarities(
       optimal matching takes all of them, as any other loses one. scipy's solver finds it with
       exact arithmetic here (its duals stay 0 or minus one entry), whatever the sizes of the entries.
     """
-    if len(similarity) == 1 or len(similarity[0]) == 1:
-        best = max(map(max, similarity))
+    if len(similarity[0]) == 1:
+        best = max(similarity)[0]  # rows of one entry compare by it: one call, not one per row
+        return [best] if best > min_similarity else []
+    if len(similarity) == 1:
+        best = max(similarity[0])
         return [best] if best > min_similarity else []
     if min_similarity == unmatched == 0.0:
         kept, columns = [], set()
@@ -81,11 +85,10 @@ def matched_similarities(
             kept.append(best)
         else:
             return kept
+    # one flat list: one min and one array conversion instead of one per row (most of the cost here)
+    flat = list(chain.from_iterable(similarity))
     # entries at or below the threshold are worth `unmatched`; at_threshold: they already are
-    at_threshold = min_similarity == unmatched and min(map(min, similarity)) >= unmatched
-    eligible = similarity if at_threshold else [
-        [value if value > min_similarity else unmatched for value in row] for row in similarity
-    ]
-    rows, cols = linear_sum_assignment(np.array(eligible), maximize=True)
-    pairs = zip(rows.tolist(), cols.tolist(), strict=True)
-    return [similarity[r][c] for r, c in pairs if similarity[r][c] > min_similarity]
+    if not (min_similarity == unmatched and min(flat) >= unmatched):
+        flat = [value if value > min_similarity else unmatched for value in flat]
+    rows, cols = linear_sum_assignment(np.array(flat).reshape(len(similarity), -1), maximize=True)
+    return [value for r, c in zip(rows.tolist(), cols.tolist()) if (value := similarity[r][c]) > min_similarity]

@@ -92,7 +92,9 @@ def task_family(data_source: str | None, extra_info: Mapping[str, Any]) -> str:
     """Return ``"report"`` or ``"grounding"`` for a sample; raise ``ValueError`` if it cannot tell."""
     task = extra_info.get("task")
     if task is not None:
-        return family_of(task)
+        # a task named as it should be: the family without family_of's conversion and call
+        family = TASK_FAMILIES.get(task) if task.__class__ is str else None
+        return family if family is not None else family_of(task)
     source = str(data_source or "")
     if source.startswith(SOURCE_PREFIXES[REPORT_FAMILY]) or source in PAPER_REPORT_SOURCES:
         return REPORT_FAMILY

@@ -52,6 +52,8 @@ def extract_answer(text: str, thinking: bool) -> str | None:
 
 def as_bool(value) -> bool:
     """Interpret a flag as stored in parquet or given as an option (bool, numpy bool, 0/1 or "true")."""
+    if value.__class__ is bool:  # the common case first: one check
+        return value
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "y", "on"}
     if value is None:

@@ -80,6 +80,52 @@ def _report_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return report_kwargs
 
 
+class _KwargsPlan:
+    """What one set of reward kwargs means for every sample: checked once, then reused.
+
+    verl passes the same kwargs with every sample, and checking and splitting them cost more than
+    a grounding sample's IoU; the plan of hashable kwargs is cached (:func:`_plan`).
+    """
+
+    __slots__ = ("kwargs", "report_kwargs", "grounding_kwargs", "grounding_scorer")
+
+    def __init__(self, kwargs: dict[str, Any]):
+        router_address = kwargs.get("reward_router_address")
+        self.kwargs = _checked_kwargs(kwargs) if kwargs else {}
+        self.report_kwargs = _report_kwargs(self.kwargs)
+        if router_address is not None:
+            self.report_kwargs["green_router_address"] = router_address
+        self.grounding_kwargs = _split_kwargs(self.kwargs, "grounding_")
+        self.grounding_scorer = None
+
+    def load_grounding_scorer(self):
+        """The grounding scorer under these kwargs (``GroundingOptions.score``), validated on first use."""
+        # imported on first use: numpy and scipy stay out of report-only processes
+        from radvlm_verl.rewards.grounding import grounding_options
+
+        # not kept when invalid: every sample raises, as when the options were checked per call
+        self.grounding_scorer = grounding_options(**self.grounding_kwargs).score
+        return self.grounding_scorer
+
+
+_NO_KWARGS = _KwargsPlan({})
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_plan(items: tuple[tuple[str, Any], ...], _types: tuple[type, ...]) -> _KwargsPlan:
+    # _types: 1, 1.0 and True are equal keys, but options may treat them differently
+    return _KwargsPlan(dict(items))
+
+
+def _plan(kwargs: dict[str, Any]) -> _KwargsPlan:
+    items = tuple(kwargs.items())
+    try:
+        hash(items)
+    except TypeError:  # a dict or list value (report_weights, a scorer_service config): not cached
+        return _KwargsPlan(kwargs)
+    return _cached_plan(items, tuple(map(type, kwargs.values())))
+
+
 def compute_score(
     data_source: str | None,
     solution_str: str,
@@ -88,32 +134,14 @@ def compute_score(
     **kwargs: Any,
 ) -> dict[str, float]:
     """Score one rollout; returns a dict with ``score`` and every component (see module docs)."""
-    extra_info = dict(extra_info or {})
-    router_address = None
-    if kwargs:  # most runs pass none: skip the checks
-        router_address = kwargs.get("reward_router_address")
-        kwargs = _checked_kwargs(kwargs)
+    if extra_info.__class__ is not dict:  # read, never written: a plain dict needs no copy
+        extra_info = dict(extra_info or {})
+    plan = _plan(kwargs) if kwargs else _NO_KWARGS  # most runs pass none
     family = task_family(data_source, extra_info)
-    thinking = is_thinking_sample(data_source, extra_info, kwargs)
-
+    thinking = is_thinking_sample(data_source, extra_info, plan.kwargs)
     if family == REPORT_FAMILY:
-        report_kwargs = _report_kwargs(kwargs)
-        if router_address is not None:
-            report_kwargs["green_router_address"] = router_address
-        return score_report(solution_str, ground_truth, thinking=thinking, **report_kwargs)
-
-    return _score_grounding()(
-        solution_str, ground_truth, thinking=thinking, extra_info=extra_info, **_split_kwargs(kwargs, "grounding_")
-    )
-
-
-@functools.cache
-def _score_grounding():
-    # imported on first use (numpy and scipy stay out of report-only processes); cached because an
-    # import statement costs more than a grounding sample's IoU
-    from radvlm_verl.rewards.grounding import score_grounding
-
-    return score_grounding
+        return score_report(solution_str, ground_truth, thinking=thinking, **plan.report_kwargs)
+    return (plan.grounding_scorer or plan.load_grounding_scorer())(solution_str, ground_truth, extra_info, thinking)
 
 
 def result_keys(**kwargs: Any) -> list[str]:
@@ -124,7 +152,7 @@ def result_keys(**kwargs: Any) -> list[str]:
     :func:`~radvlm_verl.rewards.grounding.score_grounding_keys`). The kwargs are checked as
     :func:`compute_score` checks them, so a bad name or value raises here; no model is run.
     """
-    from radvlm_verl.rewards.grounding import score_grounding_keys  # numpy and scipy, as _score_grounding
+    from radvlm_verl.rewards.grounding import score_grounding_keys  # numpy and scipy, as in _KwargsPlan
 
     kwargs = _checked_kwargs(kwargs)
     keys = score_report_keys(**_report_kwargs(kwargs))

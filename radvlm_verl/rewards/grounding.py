@@ -73,7 +73,7 @@ import numpy as np
 from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR
 from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
-from radvlm_verl.boxes.parse import GroundingRead, read_grounding, sample_name
+from radvlm_verl.boxes.parse import GroundingRead, GroundTruth, read_grounding, read_grounding_fields, sample_name
 
 __all__ = [
     "GROUNDING_REWARDS",
@@ -140,6 +140,16 @@ class GroundingOptions:
             response, ground_truth, extra_info, thinking=thinking, box_format=self.box_format,
             factor=self.resize_factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels, labels=labels,
         )
+
+    def score(
+        self, response: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None, thinking: bool = False
+    ) -> dict[str, float]:
+        """:func:`score_grounding` under these options (what it calls once the options are validated)."""
+        truth, answer, boxes, valid, _ = read_grounding_fields(
+            response, ground_truth, extra_info, thinking, self.box_format, self.resize_factor, self.min_pixels,
+            self.max_pixels, False,
+        )
+        return _score_answer(truth, answer, boxes, valid, self, extra_info)
 
 
 _OPTION_NAMES = tuple(GroundingOptions.__dataclass_fields__)
@@ -211,6 +221,9 @@ def grounding_options(**options: Any) -> GroundingOptions:
         if "unhashable" not in str(exc):
             raise
         raise ValueError(f"grounding reward options must be scalars, got {options!r}") from None
+
+
+_DEFAULT_OPTIONS = _build_options(())  # what grounding_options() returns, without the call
 
 
 def score_grounding_keys(**options: Any) -> tuple[str, ...]:
@@ -339,11 +352,22 @@ def score_boxes(
     """
     if not isinstance(pred, (list, tuple)) or not isinstance(gt, (list, tuple)):  # arrays: rows of Python floats
         pred, gt = np.asarray(pred).tolist(), np.asarray(gt).tolist()
-    n_pred, n_gt = len(pred), len(gt)
     if valid is None:
-        valid = [True] * n_pred
+        valid = [True] * len(pred)
     elif not isinstance(valid, (list, tuple)):
         valid = np.asarray(valid).tolist()
+    return _score_rows(pred, gt, options, valid, gt_areas)
+
+
+def _score_rows(
+    pred: Sequence[Sequence[float]],
+    gt: Sequence[Sequence[float]],
+    options: GroundingOptions,
+    valid: list[bool] | tuple[bool, ...],
+    gt_areas: Sequence[float] | None,
+) -> dict[str, float]:
+    """:func:`score_boxes` of boxes and validity already as Python rows and a list (the read's form)."""
+    n_pred, n_gt = len(pred), len(gt)
     n_invalid = valid.count(False)
     if n_pred == 0 or n_gt == 0:
         common = {"n_pred": n_pred, "n_gt": n_gt, "n_invalid": n_invalid, "no_boxes": float(n_pred == 0),
@@ -352,8 +376,14 @@ def score_boxes(
             return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
         return _result(options.low, **common)
 
-    matched = matched_similarities(_similarities(pred, gt, valid, n_invalid, False, gt_areas), options.min_iou)
-    tp, n_matched = _total(matched), len(matched)
+    if n_invalid or n_pred * n_gt > PYTHON_IOU_PAIRS:
+        sims = _similarities(pred, gt, valid, n_invalid, False, gt_areas)
+    else:  # what _similarities gives here, without the call
+        sims = iou_rows(pred, gt, False, gt_areas)
+    matched = matched_similarities(sims, options.min_iou)
+    n_matched = len(matched)
+    # one match (every single-box task): _total's sum, 0.0 plus the term, without the call
+    tp = 0.0 + matched[0] if n_matched == 1 else _total(matched)
     recall = tp / n_gt
     if options.precision == "n_pred":
         precision = tp / n_pred
@@ -415,8 +445,9 @@ def score_grounding(
         TypeError / ValueError: unknown or invalid options, malformed ground truth, or sizes
             missing for ``qwen25_abs`` (configuration and data errors, never model output).
     """
-    opts = grounding_options(**options) if options else _build_options(())  # most runs set none: one call less
-    return score_read(opts.read(solution_str, ground_truth, extra_info, thinking=thinking), opts, extra_info)
+    return (grounding_options(**options) if options else _DEFAULT_OPTIONS).score(
+        solution_str, ground_truth, extra_info, thinking
+    )
 
 
 def score_read(
@@ -426,10 +457,19 @@ def score_read(
 
     No answer gives the floor; otherwise :func:`score_boxes` of its boxes against the ground truth.
     """
-    gt = read.truth.rows
-    if not read.answer:
+    truth, answer, boxes, valid, _ = read
+    return _score_answer(truth, answer, boxes, valid, options, extra_info)
+
+
+def _score_answer(
+    truth: GroundTruth, answer: str | None, boxes: list, valid: list[bool], options: GroundingOptions,
+    extra_info: Mapping[str, Any] | None,
+) -> dict[str, float]:
+    """:func:`score_read` of a read's fields."""
+    gt = truth.rows
+    if not answer:
         return _result(options.low, n_gt=len(gt), gt_empty=float(not gt))
-    result = score_boxes(read.boxes, gt, options, read.valid, read.truth.areas)
+    result = _score_rows(boxes, gt, options, valid, truth.areas)
     if not math.isfinite(result["score"]):  # unreachable by construction; never hand verl a NaN
         raise RuntimeError(f"grounding reward produced a non-finite score for {sample_name(extra_info)}")
     return result

@@ -167,3 +167,31 @@ def test_written_ground_truth_reads_back():
     assert gt.boxes.tolist() == [BOX, other]
     assert gt.labels == ("Cardiomegaly", "Nodule/Mass") and gt.image_size == (512.0, 400.0)
     assert parse_ground_truth(detection_truth([], 512, 400)).boxes.shape == (0, 4)
+
+
+def test_possessive_optional_parts_read_what_backtracking_reads():
+    # BOX_PATTERN keeps no backtracking point in a number's optional decimal and exponent parts (for
+    # speed); with them, the same texts must give the same boxes
+    import random
+    import re
+
+    from radvlm_verl.boxes.parse import BOX_PATTERN
+
+    backtracking = re.compile(BOX_PATTERN.pattern.replace(")?+", ")?"))
+    assert backtracking.pattern != BOX_PATTERN.pattern
+    numbers = ["1", "12", "1.", ".5", "1.5", "1e5", "1e", "1.5e-3", "2E+7", "-1", "--1", "1.2.3", "\u0663", "0.25", "e"]
+    other = ["[", "]", ",", " ", "\n", "x", "]]", "[["]
+    rng = random.Random(3)
+    boxes = 0
+    for _ in range(20000):
+        parts = []
+        for _ in range(rng.randint(0, 4)):
+            separators = [rng.choice([",", ", ", " , ", ",,", " "]) for _ in range(3)]
+            values = [rng.choice(numbers) for _ in range(4)]
+            body = values[0] + "".join(sep + value for sep, value in zip(separators, values[1:]))
+            parts.append(rng.choice(other) + "[" + rng.choice(["", " "]) + body + rng.choice(["", " "]) + "]")
+        text = "".join(parts)
+        found = BOX_PATTERN.findall(text)
+        assert found == backtracking.findall(text), text
+        boxes += len(found)
+    assert boxes > 1000  # the texts do hold boxes

@@ -144,3 +144,40 @@ def test_declared_keys_reject_what_scoring_rejects(kwargs, error):
     with pytest.raises(error) as scored:
         _keys_by_scoring_floor_samples(**kwargs)
     assert str(declared.value) == str(scored.value)
+
+
+GROUNDING_INFO = {"task": "phrase_grounding", "box_format": "radvlm_norm01"}
+GROUNDING_TRUTH = '{"boxes": [[0.1, 0.1, 0.5, 0.5]]}'
+GROUNDING_ANSWER = "[0.2, 0.1, 0.6, 0.5] and [0.7, 0.7, 0.9, 0.9]"
+
+
+def test_kwargs_checked_once_still_score_as_each_call_says():
+    from radvlm_verl.rewards.grounding import score_grounding
+
+    for reward in ("iou", "giou", "soft_f1", "iou"):  # alternating sets of kwargs, each plan cached
+        out = compute_score("cxr_grounding/x", GROUNDING_ANSWER, GROUNDING_TRUTH, GROUNDING_INFO,
+                            grounding_reward=reward, reward_router_address=None)
+        assert out == score_grounding(GROUNDING_ANSWER, GROUNDING_TRUTH, extra_info=GROUNDING_INFO, reward=reward)
+
+
+def test_invalid_grounding_kwargs_raise_on_every_sample():
+    for _ in range(2):  # the first failure must not leave a usable plan behind
+        with pytest.raises(ValueError, match="grounding_reward"):
+            compute_score("cxr_grounding/x", GROUNDING_ANSWER, GROUNDING_TRUTH, GROUNDING_INFO, grounding_reward="nope")
+
+
+def test_kwargs_plans_tell_equal_values_of_other_types_apart():
+    from radvlm_verl.rewards import _plan
+
+    assert _plan({"thinking": True}) is _plan({"thinking": True})
+    assert _plan({"thinking": 1}) is not _plan({"thinking": True})
+    assert _plan({"thinking": 1}).kwargs == {"thinking": 1}
+
+
+def test_extra_info_may_be_any_mapping_and_is_not_changed():
+    from types import MappingProxyType
+
+    info = dict(GROUNDING_INFO)
+    plain = compute_score("cxr_grounding/x", GROUNDING_ANSWER, GROUNDING_TRUTH, info)
+    assert info == GROUNDING_INFO
+    assert compute_score("cxr_grounding/x", GROUNDING_ANSWER, GROUNDING_TRUTH, MappingProxyType(info)) == plain
