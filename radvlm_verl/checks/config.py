@@ -86,20 +86,77 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
+def _our_custom_reward_function(custom) -> Any:
+    """The reward function ``reward.custom_reward_function`` loads when it is one of ours; else None.
+
+    Ours: a ``pkg://`` module whose function carries ``result_keys`` (``pkg://radvlm_verl.rewards``,
+    the drop-in files in ``radvlm_verl.integration.reward_files``). A file path is someone else's.
+    """
+    import importlib
+
+    path = str(custom.get("path") or "")
+    if not path.startswith("pkg://"):
+        return None
+    try:
+        module = importlib.import_module(path[len("pkg://"):])
+    except ImportError:
+        return None  # verl reports a path it cannot load; this check only covers our functions
+    function = getattr(module, str(custom.get("name") or "compute_score"), None)
+    return function if callable(getattr(function, "result_keys", None)) else None
+
+
+def _judge_problems(kwargs: Mapping[str, Any], cfg) -> list[str]:
+    """What the green reward would raise at its first sample: no judge endpoint, or no model name."""
+    from radvlm_verl.rewards.report import resolve_weights
+
+    if "green" not in resolve_weights(kwargs.get("report_reward"), kwargs.get("report_weights")):
+        return []
+    problems = []
+    served_by_verl = bool(cfg.reward.get("reward_model", {}).get("enable", False))
+    if not kwargs.get("report_green_url") and not served_by_verl:
+        problems.append(
+            "the green reward needs a judge: set report_green_url (an OpenAI-compatible endpoint) or "
+            "reward.reward_model.enable=true with the judge as reward.reward_model.model_path (task=report_green)"
+        )
+    if not kwargs.get("report_green_model"):
+        problems.append("the green reward needs report_green_model, the model name its judge endpoint serves")
+    return problems
+
+
 def check_reward_kwargs(cfg, result: CheckResult) -> None:
-    """Ask the reward functions for their result keys: bad names or values raise, no model runs."""
+    """Ask our reward function for its result keys: bad names or values raise, no model runs.
+
+    Covers the radvlm manager's built-in rewards (``reward.reward_kwargs``) and our function loaded
+    as ``reward.custom_reward_function`` (its ``reward_kwargs``, as ``task=report_green`` does).
+    """
+    from omegaconf import OmegaConf
+
     from radvlm_verl import rewards
 
     manager = cfg.reward.reward_manager
-    if manager.source != "register" or manager.name != "radvlm" or cfg.reward.custom_reward_function.path:
-        result.notes.append("reward: not the radvlm manager with its built-in rewards; reward kwargs not checked")
-        return
-    kwargs = reward_kwargs_of(cfg)
+    custom = cfg.reward.custom_reward_function
+    if not custom.get("path"):
+        if manager.source != "register" or manager.name != "radvlm":
+            result.notes.append("reward: not the radvlm manager with its built-in rewards; reward kwargs not checked")
+            return
+        where, kwargs, keys_of = "reward.reward_kwargs", reward_kwargs_of(cfg), rewards.result_keys
+    else:
+        function = _our_custom_reward_function(custom)
+        if function is None:
+            result.notes.append("reward: a custom reward function that is not radvlm-verl's; reward kwargs not checked")
+            return
+        node = custom.get("reward_kwargs")
+        kwargs = dict(OmegaConf.to_container(node, resolve=True)) if node is not None else {}
+        where, keys_of = "reward.custom_reward_function.reward_kwargs", function.result_keys
     try:
         parse_service_config(kwargs.pop("scorer_service", None))  # the service's own options
-        keys = rewards.result_keys(**kwargs)
+        keys = keys_of(**kwargs)
+        problems = _judge_problems(kwargs, cfg)
     except (TypeError, ValueError) as exc:
-        result.errors.append(f"reward.reward_kwargs: {exc}")
+        result.errors.append(f"{where}: {exc}")
+        return
+    if problems:
+        result.errors.extend(f"{where}: {problem}" for problem in problems)
         return
     result.notes.append(f"reward: {kwargs or 'defaults'} -> keys {keys}")
 

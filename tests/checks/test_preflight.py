@@ -344,3 +344,41 @@ def test_one_gpu_node_is_checked_without_ray_address(data, monkeypatch):
     monkeypatch.setenv("GPU_MEMORY_GIB", "80")  # the faked CUDA has no device properties to read
     report = run_preflight("grpo", ["reward_service=spare_gpu", *files(data["report"])], plugin=False, cluster=True)
     assert [e for e in report.errors if "its replicas would wait forever for a GPU" in e]
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    ([], None),
+    (["reward.reward_model.enable=false"], "reward.custom_reward_function.reward_kwargs: the green reward needs a judge"),
+    (["reward.reward_model.enable=false", "+reward.reward_kwargs.report_green_url=http://judge:8000/v1"], None),
+    (["reward.reward_kwargs.report_green_model=null"],
+     "reward.custom_reward_function.reward_kwargs: the green reward needs report_green_model"),
+    (["+reward.reward_kwargs.report_bogus=1"],
+     "reward.custom_reward_function.reward_kwargs: unknown report reward option(s) ['bogus']"),
+])
+def test_report_green_kwargs_are_checked_through_the_custom_reward_function(overrides, error):
+    """task=report_green loads our compute_score as verl's custom reward function: its kwargs are
+    checked as the manager's own are, and a judge nobody serves is refused before verl starts."""
+    from radvlm_verl.checks.config import check_reward_kwargs, compose
+    from radvlm_verl.checks.result import CheckResult
+
+    cfg, _ = compose("grpo", ["task=report_green", "policy=radvlm", *overrides])
+    result = CheckResult()
+    check_reward_kwargs(cfg, result)
+    if error is None:
+        assert result.errors == []
+        assert any(note.startswith("reward: {'report_reward': 'green'") for note in result.notes)
+    else:
+        assert len(result.errors) == 1 and result.errors[0].startswith(error), result.errors
+
+
+def test_someone_elses_custom_reward_function_is_not_checked():
+    from radvlm_verl.checks.config import check_reward_kwargs, compose
+    from radvlm_verl.checks.result import CheckResult
+
+    cfg, _ = compose("grpo", ["task=report_gleu", "policy=radvlm",
+                              "reward.custom_reward_function.path=/somewhere/my_reward.py",
+                              "reward.custom_reward_function.name=score"])
+    result = CheckResult()
+    check_reward_kwargs(cfg, result)
+    assert result.errors == []
+    assert "reward: a custom reward function that is not radvlm-verl's; reward kwargs not checked" in result.notes
