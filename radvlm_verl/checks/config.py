@@ -106,21 +106,19 @@ def _our_custom_reward_function(custom) -> Any:
 
 
 def _judge_problems(kwargs: Mapping[str, Any], cfg) -> list[str]:
-    """What the green reward would raise at its first sample: no judge endpoint, or no model name."""
-    from radvlm_verl.rewards.report import resolve_weights
+    """What the green reward would raise at its first sample (no judge endpoint, no model name)."""
+    import dataclasses
 
-    if "green" not in resolve_weights(kwargs.get("report_reward"), kwargs.get("report_weights")):
+    from radvlm_verl.rewards.green import judge_problems
+    from radvlm_verl.rewards.report import configure_report
+
+    options = {key[len("report_"):]: value for key, value in kwargs.items() if key.startswith("report_")}
+    chosen, report_options = configure_report(options.pop("reward", None), options.pop("weights", None), None, options)
+    if "green" not in chosen:
         return []
-    problems = []
-    served_by_verl = bool(cfg.reward.get("reward_model", {}).get("enable", False))
-    if not kwargs.get("report_green_url") and not served_by_verl:
-        problems.append(
-            "the green reward needs a judge: set report_green_url (an OpenAI-compatible endpoint) or "
-            "reward.reward_model.enable=true with the judge as reward.reward_model.model_path (task=report_green)"
-        )
-    if not kwargs.get("report_green_model"):
-        problems.append("the green reward needs report_green_model, the model name its judge endpoint serves")
-    return problems
+    if cfg.reward.get("reward_model", {}).get("enable", False):  # verl serves the judge and passes its router
+        report_options = dataclasses.replace(report_options, green_router_address="reward-model router")
+    return judge_problems(report_options)
 
 
 def check_reward_kwargs(cfg, result: CheckResult) -> None:

@@ -40,24 +40,40 @@ from radvlm_verl.scorers.registry import PairScorer, get_scorer
 GREEN_UNPARSED_SCORE = 0.0
 
 
+_NO_JUDGE = (
+    "the green reward needs a judge: set report_green_url (an OpenAI-compatible endpoint such as "
+    "http://host:8000/v1 of `vllm serve StanfordAIMI/GREEN-radllama2-7b`) or let verl serve it "
+    "(reward.reward_model.enable=true with the judge as reward.reward_model.model_path; task=report_green)"
+)
+_NO_MODEL = ("the green reward needs report_green_model, the model name its judge endpoint serves "
+             "(verl's reward model serves reward.reward_model.model_path under that name)")
+
+
+def judge_problems(options: ReportOptions) -> list[str]:
+    """What keeps these options from reaching a judge (the errors :func:`judge_scorer` raises); [] if nothing.
+
+    The preflight asks this before verl starts, with ``green_router_address`` standing for the
+    router verl will pass when it serves the judge.
+    """
+    problems = [] if options.green_model else [_NO_MODEL]
+    if not options.green_url and not options.green_router_address:
+        problems.append(_NO_JUDGE)
+    return problems
+
+
 def judge_url(options: ReportOptions) -> str:
     """The judge's base URL: ``green_url``, else verl's reward-model router; ``ValueError`` if neither."""
     if options.green_url:
         return options.green_url
     if options.green_router_address:
         return f"http://{options.green_router_address}/v1"
-    raise ValueError(
-        "the green reward needs a judge: set report_green_url (an OpenAI-compatible endpoint such as "
-        "http://host:8000/v1 of `vllm serve StanfordAIMI/GREEN-radllama2-7b`) or let verl serve it "
-        "(reward.reward_model.enable=true with the judge as reward.reward_model.model_path; task=report_green)"
-    )
+    raise ValueError(_NO_JUDGE)
 
 
 def judge_scorer(options: ReportOptions) -> PairScorer:
     """The process-wide GREEN scorer for these options."""
     if not options.green_model:
-        raise ValueError("the green reward needs report_green_model, the model name its judge endpoint serves "
-                         "(verl's reward model serves reward.reward_model.model_path under that name)")
+        raise ValueError(_NO_MODEL)
     # Straight to get_scorer, never the scorer service: the judge is already a remote service.
     return get_scorer(
         green_scorer.GreenScorer.name, url=judge_url(options), model=options.green_model,
