@@ -45,31 +45,7 @@ _HOMES = {
 }
 
 
-__all__ = [
-    "BOX_FORMATS",
-    "DEFAULT_BOX_FORMAT",
-    "QWEN2_FACTOR",
-    "QWEN3_FACTOR",
-    "Frame",
-    "GroundTruth",
-    "GroundingRead",
-    "ParsedBoxes",
-    "Prediction",
-    "checked_ground_truth",
-    "frame",
-    "frame_from_extra_info",
-    "giou_matrix",
-    "hungarian_match",
-    "iou_matrix",
-    "parse_boxes",
-    "normalise_pixel_box",
-    "parse_ground_truth",
-    "read_grounding",
-    "read_prediction",
-    "render_boxes",
-    "smart_resize",
-    "valid_boxes",
-]
+__all__ = sorted(_HOMES)
 
 
 def __getattr__(name: str):

@@ -9,6 +9,8 @@ import pytest
 
 from radvlm_verl.scorers.registry import default_device
 
+RAY_NUM_CPUS = 1
+
 
 def test_outside_ray_cuda_is_used_when_present(monkeypatch):
     import torch
@@ -20,21 +22,15 @@ def test_outside_ray_cuda_is_used_when_present(monkeypatch):
 
 
 @pytest.mark.ray
-def test_a_ray_actor_without_gpus_scores_on_cpu(tmp_path_factory):
-    import ray
+def test_a_ray_actor_without_gpus_scores_on_cpu(ray_cluster):
+    @ray_cluster.remote(num_cpus=0)
+    class RewardWorkerLike:
+        def device(self):
+            import torch
 
-    ray.init(num_cpus=1, include_dashboard=False, _temp_dir=str(tmp_path_factory.mktemp("ray")), logging_level="ERROR", log_to_driver=False)
-    try:
-        @ray.remote(num_cpus=0)
-        class RewardWorkerLike:
-            def device(self):
-                import torch
+            torch.cuda.is_available = lambda: True  # as on a GPU node, where torch sees every GPU
+            from radvlm_verl.scorers.registry import default_device
 
-                torch.cuda.is_available = lambda: True  # as on a GPU node, where torch sees every GPU
-                from radvlm_verl.scorers.registry import default_device
+            return default_device()
 
-                return default_device()
-
-        assert ray.get(RewardWorkerLike.remote().device.remote()) == "cpu"
-    finally:
-        ray.shutdown()
+    assert ray_cluster.get(RewardWorkerLike.remote().device.remote()) == "cpu"
