@@ -92,7 +92,7 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
                     target = target.rpartition(".")[0]
                 targets.add(target)
         targets.discard(module)
-        graph[module] = targets & set(modules)
+        graph[module] = targets
     return graph
 
 
@@ -156,7 +156,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_every_top_level_package_has_a_layer():
     tops = {m.split(".")[1] for m in module_files(ROOT, PACKAGE) if "." in m}
-    assert tops <= {name for layer in LAYERS for name in layer}, tops - {n for l in LAYERS for n in l}
+    assert tops - {name for layer in LAYERS for name in layer} == set()
 
 
 def test_no_upward_or_sideways_import():
