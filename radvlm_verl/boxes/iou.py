@@ -6,7 +6,8 @@ union is not positive has IoU 0 (never a division by zero). GIoU is
 -1 for a pair with an empty enclosing box.
 
 :func:`iou_rows` computes the same values for a few finite boxes in plain Python: a rollout has a
-handful of boxes, and on those numpy's per-call overhead is most of the cost.
+handful of boxes, and on those numpy's per-call overhead is most of the cost. :func:`best_iou` gives
+the largest of one column of them (a one-box ground truth: the IoU its matching keeps).
 
 Example:
     >>> iou_matrix([[0, 0, 0.5, 1]], [[0, 0, 1, 1]]).tolist()
@@ -25,7 +26,7 @@ import numpy as np
 
 from radvlm_verl.boxes.formats import as_box_array
 
-__all__ = ["box_areas", "giou_matrix", "iou_matrix", "iou_rows"]
+__all__ = ["best_iou", "box_areas", "giou_matrix", "iou_matrix", "iou_rows"]
 
 _TINY = math.ulp(0.0)  # the smallest positive float: exact for any positive union
 
@@ -114,3 +115,24 @@ def iou_rows(
             row[j] = iou
         out.append(row)
     return out
+
+
+def best_iou(a: Sequence[Sequence[float]], box: Sequence[float], area: float) -> float:
+    """``max(row[0] for row in iou_rows(a, [box], areas_b=[area]))``, 0.0 for no ``a``, without the rows.
+
+    The one-column case of :func:`iou_rows` (a ground truth of one box: the matching keeps the
+    largest IoU), bit for bit: the same operations in the same order, for finite boxes.
+    """
+    bx1, by1, bx2, by2 = box
+    best = 0.0
+    for ax1, ay1, ax2, ay2 in a:
+        w = (ax2 if ax2 < bx2 else bx2) - (ax1 if ax1 > bx1 else bx1)
+        h = (ay2 if ay2 < by2 else by2) - (ay1 if ay1 > by1 else by1)
+        if w > 0.0 and h > 0.0:  # else disjoint: IoU 0, never above best
+            inter = w * h
+            w, h = ax2 - ax1, ay2 - ay1  # w, h > 0: the box is not inverted
+            union = w * h + area - inter
+            iou = inter / (union if union > _TINY else _TINY)
+            if iou > best:
+                best = iou
+    return best if best < 1.0 else 1.0

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -85,10 +84,11 @@ def matched_similarities(
             kept.append(best)
         else:
             return kept
-    # one flat list: one min and one array conversion instead of one per row (most of the cost here)
-    flat = list(chain.from_iterable(similarity))
-    # entries at or below the threshold are worth `unmatched`; at_threshold: they already are
-    if not (min_similarity == unmatched and min(flat) >= unmatched):
-        flat = [value if value > min_similarity else unmatched for value in flat]
-    rows, cols = linear_sum_assignment(np.array(flat).reshape(len(similarity), -1), maximize=True)
+    # one flat list, one array conversion (most of the cost here). Entries at or below the threshold
+    # are worth `unmatched`, and every entry is negated: scipy's maximize=True negates a copy of the
+    # matrix and minimises, so the solver sees the same numbers, without that copy
+    worthless = -unmatched
+    cost = np.array([-value if value > min_similarity else worthless for row in similarity for value in row])
+    cost.shape = (len(similarity), -1)  # in place: no view to build, as reshape would
+    rows, cols = linear_sum_assignment(cost)
     return [value for r, c in zip(rows.tolist(), cols.tolist()) if (value := similarity[r][c]) > min_similarity]

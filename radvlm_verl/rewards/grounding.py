@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 
 from radvlm_verl.boxes.formats import BOX_FORMATS, QWEN2_FACTOR
-from radvlm_verl.boxes.iou import giou_matrix, iou_matrix, iou_rows
+from radvlm_verl.boxes.iou import best_iou, box_areas, giou_matrix, iou_matrix, iou_rows
 from radvlm_verl.boxes.matching import matched_similarities
 from radvlm_verl.boxes.parse import GroundingRead, GroundTruth, read_grounding, read_grounding_fields, sample_name
 
@@ -376,11 +376,18 @@ def _score_rows(
             return _result(options.empty_score, soft_f1=1.0, precision=1.0, recall=1.0, **common)
         return _result(options.low, **common)
 
-    if n_invalid or n_pred * n_gt > PYTHON_IOU_PAIRS:
-        sims = _similarities(pred, gt, valid, n_invalid, False, gt_areas)
-    else:  # what _similarities gives here, without the call
-        sims = iou_rows(pred, gt, False, gt_areas)
-    matched = matched_similarities(sims, options.min_iou)
+    if n_gt == 1 and n_pred <= PYTHON_IOU_PAIRS:
+        # one ground-truth box (most rows): the matching keeps the largest IoU, which best_iou gives
+        # without the matrix; invalid boxes are worth 0 and never the largest
+        best = best_iou([box for box, ok in zip(pred, valid) if ok] if n_invalid else pred, gt[0],
+                        box_areas(gt)[0] if gt_areas is None else gt_areas[0])
+        matched = [best] if best > options.min_iou else []
+    else:
+        if n_invalid or n_pred * n_gt > PYTHON_IOU_PAIRS:
+            sims = _similarities(pred, gt, valid, n_invalid, False, gt_areas)
+        else:  # what _similarities gives here, without the call
+            sims = iou_rows(pred, gt, False, gt_areas)
+        matched = matched_similarities(sims, options.min_iou)
     n_matched = len(matched)
     # one match (every single-box task): _total's sum, 0.0 plus the term, without the call
     tp = 0.0 + matched[0] if n_matched == 1 else _total(matched)

@@ -72,6 +72,26 @@ def test_iou_rows_equal_the_numpy_matrices_on_random_boxes(giou):
         _same(numpy_fn(a, b).reshape(len(a), len(b)), iou_rows(a.tolist(), b.tolist(), giou=giou))
 
 
+def test_best_iou_is_the_largest_of_the_numpy_column():
+    # best_iou serves one-box ground truths: bit for bit the largest IoU of iou_matrix's one column
+    from radvlm_verl.boxes.iou import best_iou, box_areas
+
+    def check(a, box):
+        column = iou_matrix(np.array(a).reshape(-1, 4), np.array([box]))[:, 0]
+        expected = float(column.max()) if len(column) else 0.0
+        assert best_iou(a, box, box_areas([box])[0]) == expected, (a, box)
+
+    for box in EDGE_BOXES:
+        check(EDGE_BOXES, box)
+        check([], box)
+    rng = np.random.default_rng(8)
+    for _ in range(2000):
+        a, b = _random_boxes(rng, int(rng.integers(0, 8))).tolist(), _random_boxes(rng, 1).tolist()[0]
+        if a and rng.uniform() < 0.3:
+            a[-1] = list(b)  # an identical pair: IoU 1
+        check(a, b)
+
+
 def _structured(rng, n, m):
     """IoU-like matrices: zeros, 2-decimal values, ties, and (often) one nonzero per row and column."""
     sim = np.zeros((n, m))

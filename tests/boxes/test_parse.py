@@ -169,16 +169,20 @@ def test_written_ground_truth_reads_back():
     assert parse_ground_truth(detection_truth([], 512, 400)).boxes.shape == (0, 4)
 
 
-def test_possessive_optional_parts_read_what_backtracking_reads():
-    # BOX_PATTERN keeps no backtracking point in a number's optional decimal and exponent parts (for
-    # speed); with them, the same texts must give the same boxes
+def test_optional_parts_read_what_plain_optional_groups_read():
+    # BOX_PATTERN writes a number's optional decimal and exponent parts as alternations with an
+    # empty branch (for speed); the plain backtracking form of the number, and the possessive one,
+    # must read the same boxes from the same texts
     import random
     import re
 
     from radvlm_verl.boxes.parse import BOX_PATTERN
 
-    backtracking = re.compile(BOX_PATTERN.pattern.replace(")?+", ")?"))
-    assert backtracking.pattern != BOX_PATTERN.pattern
+    alternation = r"(?:\.\d++|)(?:[eE][-+]?\d++|)"
+    assert alternation in BOX_PATTERN.pattern
+    forms = [re.compile(BOX_PATTERN.pattern.replace(alternation, optional))
+             for optional in (r"(?:\.\d+)?(?:[eE][-+]?\d+)?", r"(?:\.\d++)?+(?:[eE][-+]?\d++)?+")]
+    assert all(form.pattern != BOX_PATTERN.pattern for form in forms)
     numbers = ["1", "12", "1.", ".5", "1.5", "1e5", "1e", "1.5e-3", "2E+7", "-1", "--1", "1.2.3", "\u0663", "0.25", "e"]
     other = ["[", "]", ",", " ", "\n", "x", "]]", "[["]
     rng = random.Random(3)
@@ -192,6 +196,6 @@ def test_possessive_optional_parts_read_what_backtracking_reads():
             parts.append(rng.choice(other) + "[" + rng.choice(["", " "]) + body + rng.choice(["", " "]) + "]")
         text = "".join(parts)
         found = BOX_PATTERN.findall(text)
-        assert found == backtracking.findall(text), text
+        assert all(found == form.findall(text) for form in forms), text
         boxes += len(found)
     assert boxes > 1000  # the texts do hold boxes
