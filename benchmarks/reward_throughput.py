@@ -9,9 +9,11 @@ Scores N rollouts in GRPO groups of 8 that share a reference, on the same models
 (b) ``service``: ``compute_score`` from ``--clients`` threads with ``scorer_service`` enabled, so
     every scorer runs in ``--replicas`` shared replicas that batch concurrent requests.
 
-It prints pairs per second, the ratio (b)/(a), the service's batch statistics, the CPU seconds (b)
-cost the clients' process and each replica, and the largest score difference between the modes
-(batching must not change rewards beyond float noise).
+The modes alternate ``--repeats`` times (fresh servers and replicas, cold caches, one warm-up pair
+each), so that each sees the machine's drift. It prints the median pairs per second of each mode,
+the ratio (b)/(a) of the medians and per repeat, the last service's batch statistics, the CPU
+seconds (b) cost the clients' process and each replica, and the largest score difference between
+the modes (batching must not change rewards beyond float noise).
 
 Models: tiny random-weight stand-ins by default (CPU; the figures then measure plumbing and small
 forwards), ``--real-geometry`` for random-weight models with the real sizes (BERT-base encoders for
@@ -31,6 +33,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -133,6 +136,9 @@ def bench_service(pairs, reward_kwargs, args) -> tuple[list[float], float, dict]
     kwargs = {**reward_kwargs, "scorer_service": service}
     ensure_service_ready(kwargs)  # start and load every replica before timing
     info = {"task": "report", "thinking": False}
+    # one warm-up pair, as each pair server scores one in (a): a fresh process's first forward pays for
+    # touching the weights and allocating buffers
+    compute_score("cxr_report/bench", "warm up the models.", "warm up the models.", info, **kwargs)
     try:
         cpu_before, driver_before = service_stats(), time.process_time()
         scores, seconds = run_pool(lambda p: compute_score("cxr_report/bench", *p, info, **kwargs)["score"], pairs,
@@ -165,6 +171,8 @@ def main() -> int:
     parser.add_argument("--weights-dir", default=None, help="real weights (see radvlm_verl.scorers.weights)")
     parser.add_argument("--skip-cached-pairs", action="store_true", help="skip mode (a')")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3, help="alternate the modes this many times (fresh servers "
+                                                                 "and replicas each time); figures are medians")
     args = parser.parse_args()
 
     import ray
@@ -192,29 +200,36 @@ def main() -> int:
     print(f"reward={reward} rollouts={len(pairs)} groups={math.ceil(len(pairs) / args.group)}x{args.group} "
           f"replicas={args.replicas} clients={args.clients} num_cpus={args.num_cpus} num_gpus={args.num_gpus} "
           f"cpus={os.cpu_count()} torch={torch.__version__} cuda={torch.cuda.is_available()}")
+    runs: dict[str, list[tuple[list[float], float]]] = {}
     try:
-        results = {}
-        results["(a) pair servers, no cache"] = bench_pair_servers(ray, pairs, reward_kwargs, args, cache=False)
-        if not args.skip_cached_pairs:
-            results["(a') pair servers, cached"] = bench_pair_servers(ray, pairs, reward_kwargs, args, cache=True)
-        scores_b, seconds_b, stats = bench_service(pairs, reward_kwargs, args)
-        results["(b) scorer service"] = (scores_b, seconds_b)
+        for repeat in range(args.repeats):  # alternated, so that every mode sees the machine's drift
+            runs.setdefault("(a) pair servers, no cache", []).append(
+                bench_pair_servers(ray, pairs, reward_kwargs, args, cache=False))
+            if not args.skip_cached_pairs:
+                runs.setdefault("(a') pair servers, cached", []).append(
+                    bench_pair_servers(ray, pairs, reward_kwargs, args, cache=True))
+            scores_b, seconds_b, stats = bench_service(pairs, reward_kwargs, args)  # fresh replicas, cold caches
+            runs.setdefault("(b) scorer service", []).append((scores_b, seconds_b))
+            print(f"repeat {repeat + 1}: " + ", ".join(f"{mode.split()[0]} {r[-1][1]:.2f} s" for mode, r in runs.items()))
     finally:
         ray.shutdown()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"{'mode':28s} {'seconds':>9s} {'pairs/s':>9s}")
-    for mode, (_, seconds) in results.items():
-        print(f"{mode:28s} {seconds:9.2f} {len(pairs) / seconds:9.1f}")
-    baseline_scores, baseline_s = results["(a) pair servers, no cache"]
-    print(f"ratio (b)/(a): {baseline_s / seconds_b:.2f}x")
-    cached = results.get("(a') pair servers, cached")
+    medians = {mode: statistics.median(seconds for _, seconds in r) for mode, r in runs.items()}
+    print(f"{'mode':28s} {'median s':>9s} {'pairs/s':>9s}   per repeat (s)")
+    for mode, r in runs.items():
+        print(f"{mode:28s} {medians[mode]:9.2f} {len(pairs) / medians[mode]:9.1f}   "
+              + " ".join(f"{seconds:.2f}" for _, seconds in r))
+    a, b = runs["(a) pair servers, no cache"], runs["(b) scorer service"]
+    print(f"ratio (b)/(a) of the medians: {medians['(a) pair servers, no cache'] / medians['(b) scorer service']:.2f}x "
+          f"(per repeat: {' '.join(f'{x[1] / y[1]:.2f}x' for x, y in zip(a, b, strict=True))})")
+    cached = medians.get("(a') pair servers, cached")
     if cached is not None:
-        print(f"ratio (b)/(a'): {cached[1] / seconds_b:.2f}x")
-    diff = max(abs(a - b) for a, b in zip(baseline_scores, scores_b, strict=True))
+        print(f"ratio (b)/(a') of the medians: {cached / medians['(b) scorer service']:.2f}x")
+    diff = max(abs(x - y) for (sa, _), (sb, _) in zip(a, b, strict=True) for x, y in zip(sa, sb, strict=True))
     print(f"max |score (a) - score (b)|: {diff:.2e}")
-    for deployment, replicas in stats.items():
+    for deployment, replicas in stats.items():  # the last repeat's service
         for s in replicas:
             print(f"  {deployment} replica {int(s['replica'])}: {int(s['batches'])} batches, mean batch "
                   f"{s['mean_batch_size']:.1f} (max {int(s['max_batch_size'])}), queue p50 {s['queue_ms_p50']:.1f} ms, "

@@ -56,7 +56,8 @@ def _entities(annotation: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return entities
 
 
-def _level_sets(annotation: Mapping[str, Any], lowercase: bool) -> tuple[set, set, set]:
+def level_sets(annotation: Mapping[str, Any], lowercase: bool = False) -> tuple[set, set, set]:
+    """The ``simple``, ``partial`` and ``complete`` sets of one annotation (see the module docstring)."""
     entities = _entities(annotation)
 
     def tok(entity: Mapping[str, Any]) -> str:
@@ -81,11 +82,14 @@ def radgraph_f1_levels(
     hypothesis: Mapping[str, Any], reference: Mapping[str, Any], *, lowercase: bool = False
 ) -> tuple[float, float, float]:
     """``(simple, partial, complete)`` RadGraph F1 of two annotations, each in [0, 1]."""
-    if not _entities(hypothesis) or not _entities(reference):
+    return f1_levels_of_sets(level_sets(hypothesis, lowercase), level_sets(reference, lowercase))
+
+
+def f1_levels_of_sets(hypothesis: tuple[set, set, set], reference: tuple[set, set, set]) -> tuple[float, float, float]:
+    """:func:`radgraph_f1_levels` from two annotations' :func:`level_sets` (a text's sets serve all its pairs)."""
+    if not hypothesis[0] or not reference[0]:  # a side without entities scores 0 at every level
         return (0.0, 0.0, 0.0)
-    hyp_sets = _level_sets(hypothesis, lowercase)
-    ref_sets = _level_sets(reference, lowercase)
-    return tuple(set_f1(h, r) for h, r in zip(hyp_sets, ref_sets, strict=True))  # type: ignore[return-value]
+    return tuple(set_f1(h, r) for h, r in zip(hypothesis, reference, strict=True))  # type: ignore[return-value]
 
 
 def radgraph_f1(
@@ -112,6 +116,9 @@ def entity_relation_sets(annotation: Mapping[str, Any]) -> tuple[set, set]:
 
 def radgraph_combined(hypothesis: Mapping[str, Any], reference: Mapping[str, Any]) -> float:
     """RadCliQ-v1's RadGraph feature: (entity F1 + relation F1) / 2, in [0, 1]."""
-    hyp_entities, hyp_relations = entity_relation_sets(hypothesis)
-    ref_entities, ref_relations = entity_relation_sets(reference)
-    return (set_f1(hyp_entities, ref_entities) + set_f1(hyp_relations, ref_relations)) / 2
+    return combined_of_sets(entity_relation_sets(hypothesis), entity_relation_sets(reference))
+
+
+def combined_of_sets(hypothesis: tuple[set, set], reference: tuple[set, set]) -> float:
+    """:func:`radgraph_combined` from two annotations' :func:`entity_relation_sets`."""
+    return (set_f1(hypothesis[0], reference[0]) + set_f1(hypothesis[1], reference[1])) / 2

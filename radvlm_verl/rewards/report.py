@@ -52,6 +52,8 @@ import dataclasses
 import importlib
 import json
 import math
+import os
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -115,6 +117,9 @@ class ReportOptions:
     radgraph_model_type: str = "radgraph-xl"
     radcliq_radgraph: str = "radgraph-xl"
     radgraph_model_cache_dir: str | None = None
+    # Reports RadGraph tags in one forward (None: the scorer's default, 32); 1 = radgraph's own one-report
+    # floats (see scorers/radgraph.py).
+    radgraph_reports_per_forward: int | None = None
     chexbert_path: str | None = None
     chexbert_encoder: str | None = None
     bertscore_config: str = "eval"
@@ -160,9 +165,10 @@ class ReportOptions:
 
     def radgraph(self, model_type: str | None = None) -> PairScorer:
         """The RadGraph scorer of ``model_type`` (default ``radgraph_model_type``, the radgraph reward's)."""
-        return self.scorer(
-            "radgraph", model_type=model_type or self.radgraph_model_type, model_cache_dir=self.radgraph_model_cache_dir
-        )
+        batching = {} if self.radgraph_reports_per_forward is None else {
+            "reports_per_forward": self.radgraph_reports_per_forward}
+        return self.scorer("radgraph", model_type=model_type or self.radgraph_model_type,
+                           model_cache_dir=self.radgraph_model_cache_dir, **batching)
 
     def chexbert(self) -> PairScorer:
         return self.scorer("chexbert", checkpoint=self.chexbert_path, encoder=self.chexbert_encoder)
@@ -182,6 +188,7 @@ _OPTION_NAMES = frozenset(f.name for f in fields(ReportOptions)) - {"service"}
 _OPTION_CASTS = {"min_chars": int, "max_model_chars": int, "max_batch": int, "min_length_ratio": float,
                  "lexical_length_ratio": float,
                  "batch_window_s": float, "bertscore_num_layers": int, "call_timeout_s": float,
+                 "radgraph_reports_per_forward": int,
                  "green_workers": int, "green_max_tokens": int, "green_timeout_s": float, "green_retries": int}
 
 
@@ -209,14 +216,34 @@ def _chexbert_semb_batch(hyps, refs, options):
     return [{"chexbert_semb": s["chexbert_semb"]} for s in options.chexbert().score_pairs(hyps, refs)]
 
 
+_SIDE_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_SIDE_POOL_LOCK = threading.Lock()
+
+
+def _side_pool() -> ThreadPoolExecutor:
+    """The process's pool for RadCliQ's side calls (kept: starting threads per sample cost more than scoring
+    a cached sample); a new one after a fork, whose child has none of the parent's threads."""
+    global _SIDE_POOL
+    with _SIDE_POOL_LOCK:
+        if _SIDE_POOL is None or _SIDE_POOL[0] != os.getpid():
+            _SIDE_POOL = (os.getpid(), ThreadPoolExecutor(max_workers=128, thread_name_prefix="radcliq"))
+        return _SIDE_POOL[1]
+
+
 def _radcliq_batch(hyps, refs, options):
     # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
-    # (matters most when they are remote service calls). Each runs in a copy of this context, so the
-    # service's per-sample call figures (collect_call_stats) still see its calls.
-    scorers = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"), options.chexbert())
-    with ThreadPoolExecutor(max_workers=len(scorers), thread_name_prefix="radcliq") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs) for scorer in scorers]
-        graphs, berts, chex = (future.result() for future in futures)
+    # (matters most when they are remote service calls): two in the shared pool, one in this thread. Each
+    # side call runs in a copy of this context, so the service's per-sample call figures
+    # (collect_call_stats) still see its calls. The pool's threads never wait on each other: no deadlock.
+    graph_scorer, bert_scorer, chex_scorer = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"),
+                                              options.chexbert())
+    pool = _side_pool()
+    side = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs)
+            for scorer in (bert_scorer, chex_scorer)]
+    try:
+        graphs = graph_scorer.score_pairs(hyps, refs)
+    finally:
+        berts, chex = (future.result() for future in side)  # waited for even when RadGraph failed
     out = []
     for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):
         features = {
@@ -322,6 +349,9 @@ def make_options(options: Mapping[str, Any]) -> ReportOptions:
             f"1 <= lexical_length_ratio < inf (got {opts.min_chars}, {opts.max_model_chars}, {opts.min_length_ratio}, "
             f"{opts.lexical_length_ratio})"
         )
+    if opts.radgraph_reports_per_forward is not None and opts.radgraph_reports_per_forward < 1:
+        raise ValueError(f"report_radgraph_reports_per_forward={opts.radgraph_reports_per_forward!r} must be >= 1 "
+                         "(1 = one report per forward, as radgraph runs)")
     return opts
 
 

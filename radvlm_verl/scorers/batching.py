@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from radvlm_verl.scorers.registry import ScorerError, ScorerTimeoutError, scorable_text
@@ -178,6 +178,53 @@ class MicroBatcher(Generic[T, R]):
             request.outcomes = outcomes[start : start + len(request.items)]
             request.done = True
             start += len(request.items)
+
+
+def length_groups(
+    sizes: Sequence[Sequence[int]],
+    max_items: int,
+    max_padded: Sequence[int],
+    max_padding: float = 1.25,
+    min_padded: int = 256,
+) -> list[list[int]]:
+    """Split items into forward passes that pad little: indices into ``sizes``, each group in size order.
+
+    ``sizes[i]`` gives item ``i``'s length in each padded dimension (tokens, and for RadGraph also
+    relation candidate pairs); a forward pads every item to the group's longest, so a group costs
+    ``len(group) x longest`` per dimension. Items are taken in order of size; a group closes before
+    it would hold more than ``max_items`` items or cost more than ``max_padded[d]`` in a dimension (a
+    single item always fits), and, once it costs ``min_padded`` in the first dimension (a forward
+    smaller than that is dominated by fixed costs, not padding), before padding would make any
+    dimension cost more than ``max_padding`` times its unpadded sum.
+
+    Example:
+        >>> length_groups([(30,), (3,), (4,), (200,), (5,)], max_items=3, max_padded=(1000,), min_padded=8)
+        [[1, 2, 4], [0], [3]]
+    """
+    dims = len(max_padded)
+    order = sorted(range(len(sizes)), key=lambda i: tuple(sizes[i]))
+    groups: list[list[int]] = []
+    group: list[int] = []
+    total = [0] * dims
+    longest = [0] * dims
+    for i in order:
+        size = [max(int(n), 1) for n in sizes[i]]
+        count = len(group) + 1
+        padded = [count * max(longest[d], size[d]) for d in range(dims)]
+        if group and (
+            count > max_items
+            or any(padded[d] > max_padded[d] for d in range(dims))
+            or (count * longest[0] >= min_padded
+                and any(padded[d] > max_padding * (total[d] + size[d]) for d in range(dims)))
+        ):
+            groups.append(group)
+            group, total, longest = [], [0] * dims, [0] * dims
+        group.append(i)
+        total = [total[d] + size[d] for d in range(dims)]
+        longest = [max(longest[d], size[d]) for d in range(dims)]
+    if group:
+        groups.append(group)
+    return groups
 
 
 class TextCache(Generic[R]):

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
 from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -175,7 +175,7 @@ class BERTScoreScorer(BatchedPairScorer):
         return [float(x) for x in scores.tolist()]
 
     def _embed(self, texts: list[str]) -> list[tuple]:
-        """bert_score's per-text ``(embedding, idf weights)``, in its batches (longest texts first)."""
+        """bert_score's per-text ``(embedding, idf weights)`` (:func:`get_bert_embedding` on groups of similar length)."""
         from collections import defaultdict
 
         from bert_score.utils import get_bert_embedding
@@ -184,10 +184,13 @@ class BERTScoreScorer(BatchedPairScorer):
         idf_dict = defaultdict(lambda: 1.0)  # BERTScorer.score with idf=False
         idf_dict[tokenizer.sep_token_id] = 0
         idf_dict[tokenizer.cls_token_id] = 0
-        ordered = sorted(texts, key=lambda x: len(x.split(" ")), reverse=True)
+        # texts of similar length (in words, bert_score's own sort key) share a forward: little padding
+        unique = list(dict.fromkeys(texts))
+        groups = length_groups([(len(t.split(" ")),) for t in unique], self._batch_size,
+                               max_padded=(self._batch_size * 512,))
         stats = {}
-        for start in range(0, len(ordered), self._batch_size):
-            batch = ordered[start : start + self._batch_size]
+        for group in groups:
+            batch = [unique[i] for i in group]
             embs, masks, idf = get_bert_embedding(batch, self._scorer._model, tokenizer, idf_dict,
                                                   device=self.device, all_layers=False)
             for i, text in enumerate(batch):

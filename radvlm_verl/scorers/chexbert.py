@@ -31,7 +31,7 @@ import numpy as np
 
 from radvlm_verl.metrics.chexbert_f1 import binary_labels, chexbert_pair_f1, cosine_similarity
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
 from radvlm_verl.scorers.weights import resolve_weight
 
 CHEXBERT_KEYS = ("chexbert_label_f1", "chexbert_semb")
@@ -150,12 +150,12 @@ class CheXbertScorer(BatchedPairScorer):
         import torch
 
         ids = [self.token_ids(t) for t in texts]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths share a batch
         out: list[Any] = [None] * len(ids)
         pad = self.tokenizer.pad_token_id or 0
+        # similar lengths share a forward, so that little of it is padding
+        groups = length_groups([(len(i),) for i in ids], self.batch_size, max_padded=(self.batch_size * MAX_IDS,))
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
+            for chunk in groups:
                 width = max(len(ids[i]) for i in chunk)
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)

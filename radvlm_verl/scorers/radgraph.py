@@ -8,14 +8,21 @@ missing (verified byte-identical output to transformers 4.57 on the same weights
 1. ``encode_plus`` as an alias of ``__call__`` (radgraph only passes single strings);
 2. ``build_inputs_with_special_tokens(ids_a, ids_b=None)`` -> ``[CLS] + ids_a (+ [SEP] + ids_b) + [SEP]``.
 
-The scorer runs radgraph's preprocessing and model one report at a time, as ``RadGraph.forward``
-does, but post-processes the prediction itself (:func:`document_entities`, same output): radgraph's
-post-processing costs entities × relations per text and took minutes on a 1,700-char input, this
-one is linear. The model runs through :meth:`RadGraphScorer._predict_fast`: ``DyGIE.forward``'s own
-tensor steps without its data loader, deep copies and per-pair Python decoding (same annotation,
-tested against radgraph's path, which stays the fallback). Reports are not batched together: the
-linear layers round differently for fewer than ~16 rows on CPU, so a batch would not reproduce
-radgraph's per-report floats. A report with no token left after radgraph's preprocessing gets an empty graph
+The scorer runs radgraph's preprocessing per report, then the model on several reports at once
+(``reports_per_forward``, default 32), and post-processes the prediction itself (:func:`document_entities`,
+same output): radgraph's post-processing costs entities × relations per text and took minutes on a
+1,700-char input, this one is linear. The model runs through :meth:`RadGraphScorer._predict_batch`:
+``DyGIE.forward``'s own tensor steps without its data loader, deep copies and per-pair Python
+decoding, with the reports as the padded sentences of one DyGIE document (inputs equal to allennlp's
+collation of such a document; each report keeps its own relation candidates). One report per forward
+gives radgraph's own annotation (tested against radgraph's path, which stays the fallback). Several
+per forward move the floats by padding and matrix-shape rounding (about 1e-4 on a 12-layer encoder),
+as radgraph's own path does between thread counts: on the tiny test models no annotation changes; on
+random weights of the real size the relation pruner's near-tied candidates do flip (and also flip
+between 1 and 2 torch threads in radgraph's own path); ``reports_per_forward=1`` reproduces
+radgraph's per-report floats. Reports are grouped by length so that padding stays small
+(:func:`~radvlm_verl.scorers.batching.length_groups`); a group whose forward fails runs one report at a time.
+A report with no token left after radgraph's preprocessing gets an empty graph
 without calling the model (radgraph crashes on it); a report the model fails on raises
 :class:`ScorerError` naming it. F1 is computed natively
 (:mod:`radvlm_verl.metrics.radgraph_f1`); the three levels compare lower-cased tokens (radgraph's
@@ -35,15 +42,16 @@ import contextlib
 import copy
 import io
 import json
+import math
 import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.metrics.radgraph_f1 import radgraph_combined, radgraph_f1_levels
+from radvlm_verl.metrics.radgraph_f1 import combined_of_sets, entity_relation_sets, f1_levels_of_sets, level_sets
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
 from radvlm_verl.scorers.weights import (
     RADGRAPH_MODEL_FILES,
@@ -56,6 +64,7 @@ from radvlm_verl.scorers.weights import (
 RADGRAPH_MODEL_TYPES = ("radgraph", "radgraph-xl", "modern-radgraph-xl", "echograph")
 RADGRAPH_KEYS = ("radgraph_simple", "radgraph_partial", "radgraph_complete", "radgraph_combined")
 EMPTY_GRAPH: dict[str, Any] = {"entities": {}}
+REPORTS_PER_FORWARD = 32
 
 _COMPAT_LOCK = threading.Lock()
 
@@ -182,6 +191,11 @@ def local_encoder_view(cache_root: Path, model_type: str):
         yield Path(view)
 
 
+def _pieces(field) -> int:
+    """The longest padding length of an indexed ``TextField``: its word-piece count (with [CLS] and [SEP])."""
+    return max(field.get_padding_lengths().values())
+
+
 class RadGraphScorer(BatchedPairScorer):
     """RadGraph F1 (three levels + RadCliQ's combined F1) through the ``radgraph`` package.
 
@@ -194,6 +208,9 @@ class RadGraphScorer(BatchedPairScorer):
         weights_dir: the project weights directory (see :mod:`radvlm_verl.scorers.weights`).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default :func:`~radvlm_verl.scorers.registry.default_device`.
         cache_size: graphs kept per text (LRU).
+        reports_per_forward: most reports tagged in one forward pass; 1
+            runs one report per forward, as radgraph does, and reproduces its floats exactly
+            (see :func:`~radvlm_verl.scorers.batching.length_groups` for how reports are grouped).
         batch_window_s, max_batch, call_timeout_s: micro-batching and the time limit of one call (see
             :class:`~radvlm_verl.scorers.batching.BatchedPairScorer`).
     """
@@ -208,6 +225,7 @@ class RadGraphScorer(BatchedPairScorer):
         weights_dir: str | os.PathLike | None = None,
         device: str | None = None,
         cache_size: int = 4096,
+        reports_per_forward: int = REPORTS_PER_FORWARD,
         batch_window_s: float = 0.005,
         max_batch: int = 64,
         call_timeout_s: float | None = None,
@@ -239,6 +257,9 @@ class RadGraphScorer(BatchedPairScorer):
         with contextlib.redirect_stdout(io.StringIO()), local_encoder_view(Path(cache_root), model_type) as root:
             self.model = RadGraph(model_type=model_type, model_cache_dir=str(root), cuda=cuda)
         self.model_type = model_type
+        if int(reports_per_forward) < 1:
+            raise ValueError(f"reports_per_forward must be >= 1, got {reports_per_forward!r}")
+        self.reports_per_forward = int(reports_per_forward)
         # the fast path covers the modules RadGraph's models use: NER and relations, no coref or events
         weights = self.model.model._loss_weights
         self._fast = (weights["coref"] == 0 and weights["events"] == 0 and self.model.model._coref.coref_prop == 0
@@ -301,12 +322,20 @@ class RadGraphScorer(BatchedPairScorer):
         return self.model.model.make_output_human_readable(output).to_json()
 
     def _predict_fast(self, document: dict) -> dict:
-        """The same prediction as :meth:`_predict_stock`, from the same tensor operations, minus overhead.
+        """The same prediction as :meth:`_predict_stock` for one document (see :meth:`_predict_batch`)."""
+        (prediction,) = self._predict_batch([document])
+        return prediction
+
+    def _predict_batch(self, documents: list[dict], fields: list | None = None) -> list[dict]:
+        """radgraph's prediction for several one-sentence documents from one forward pass.
 
         Runs ``DyGIE.forward``'s NER and relation steps (coref and events are off, checked at load)
-        on the collated instance directly, and decodes with tensor operations instead of one Python
-        step per span pair; no torch DataLoader, no deep copy of the document, no scores that are
-        not used. Only the annotation (tokens, NER spans and labels, relations) is returned.
+        on the documents collated as the sentences of one DyGIE document (padded words and spans are
+        masked, as DyGIE does for its multi-sentence documents), and decodes with tensor operations
+        instead of one Python step per span pair; no torch DataLoader, no deep copy, no scores that
+        are not used. Only the annotation (tokens, NER spans and labels, relations) is returned.
+        Each document keeps its own ``ceil(words x spans_per_word)`` relation candidates: a padded
+        candidate row or column is never decoded.
         """
         import torch
         import torch.nn.functional as F
@@ -314,8 +343,12 @@ class RadGraphScorer(BatchedPairScorer):
         from radgraph.utils import batch_to_device
 
         model = self.model.model
-        tensors = batch_to_device(self._tensors(document), self.model.device)
-        text, dataset = tensors["text"], document["dataset"]
+        datasets = {document["dataset"] for document in documents}
+        if len(datasets) != 1:
+            raise ValueError(f"one forward takes documents of one dataset, got {sorted(datasets)}")
+        (dataset,) = datasets
+        tensors = batch_to_device(self._tensors_batch(documents, fields), self.model.device)
+        text = tensors["text"]
         text_embeddings = model._embedder(text, num_wrapping_dims=1).squeeze(0)
         text_mask = util.get_text_field_mask(text, num_wrapping_dims=1).float().squeeze(0)
         sentence_lengths = text_mask.sum(dim=1).long()
@@ -337,28 +370,31 @@ class RadGraphScorer(BatchedPairScorer):
             relation._compute_span_pair_embeddings(top_embeddings), top_mention_scores)
 
         vocab = model.vocab
-        # one sentence per document (radgraph's preprocessing): index 0 throughout
-        _, ner_labels = ner_scores[0].cpu().max(dim=1)
-        keep_ner = (ner_labels != 0) & span_mask[0].cpu().bool()
-        ner = [[start, end, vocab.get_token_from_index(label, ner_namespace)]
-               for (start, end), label in zip(spans[0].cpu()[keep_ner].tolist(), ner_labels[keep_ner].tolist())]
-        _, relation_labels = relation_scores[0].cpu().max(dim=-1)
-        relation_labels -= 1  # null -> -1, as radgraph's _predict_sentence
-        keep_columns = torch.arange(relation_labels.shape[-1]) < int(num_to_keep[0])  # radgraph masks targets only
-        pairs = ((relation_labels >= 0) & keep_columns).nonzero(as_tuple=False).tolist()
-        top = [tuple(x) for x in top_spans[0].cpu().tolist()]
-        labels = relation_labels.tolist()
-        relations = [[*top[i], *top[j], vocab.get_token_from_index(labels[i][j], relation_namespace)] for i, j in pairs]
-        return {"sentences": document["sentences"], "predicted_ner": [ner], "predicted_relations": [relations]}
+        ner_labels = ner_scores.argmax(dim=-1).cpu()  # max() and argmax() pick the same (first) index
+        keep_ner = ((ner_labels != 0) & span_mask.cpu().bool()).tolist()
+        relation_labels = relation_scores.argmax(dim=-1).cpu() - 1  # null -> -1, as radgraph's _predict_sentence
+        candidates = torch.arange(relation_labels.shape[-1])
+        # radgraph masks the targets beyond a document's candidates; a batch also has padded heads
+        keep = candidates[None, :] < num_to_keep.cpu()[:, None]
+        keep_pairs = (relation_labels >= 0) & keep[:, :, None] & keep[:, None, :]
+        spans_list, ner_list = spans.cpu().tolist(), ner_labels.tolist()
+        top_list, relation_list = top_spans.cpu().tolist(), relation_labels.tolist()
+        pairs_by_document: list[list[tuple[int, int]]] = [[] for _ in documents]
+        for b, i, j in keep_pairs.nonzero(as_tuple=False).tolist():  # row-major: radgraph's order
+            pairs_by_document[b].append((i, j))
+        predictions = []
+        for b, document in enumerate(documents):
+            ner = [[start, end, vocab.get_token_from_index(label, ner_namespace)]
+                   for (start, end), label, kept in zip(spans_list[b], ner_list[b], keep_ner[b]) if kept]
+            top, labels = top_list[b], relation_list[b]
+            relations = [[*top[i], *top[j], vocab.get_token_from_index(labels[i][j], relation_namespace)]
+                         for i, j in pairs_by_document[b]]
+            predictions.append({"sentences": document["sentences"], "predicted_ner": [ner],
+                                "predicted_relations": [relations]})
+        return predictions
 
-    def _tensors(self, document: dict) -> dict:
-        """The model inputs ``text`` and ``spans`` radgraph's reader and collation build for a one-sentence document.
-
-        The same fields (a ``TextField`` of the normalised words with the reader's indexers, the
-        enumerated spans) tensorised directly: one sentence in one instance needs no padding, so the
-        ``ListField`` and batch dimensions are plain leading dimensions of size 1.
-        """
-        import torch
+    def _fields(self, document: dict) -> tuple[Any, list[tuple[int, int]]]:
+        """The indexed ``TextField`` of a one-sentence document's normalised words, and its enumerated spans."""
         from radgraph.allennlp.data.dataset_readers.dataset_utils import enumerate_spans
         from radgraph.allennlp.data.fields import TextField
         from radgraph.allennlp.data.tokenizers import Token
@@ -368,34 +404,97 @@ class RadGraphScorer(BatchedPairScorer):
         words = [reader._normalize_word(word) for word in words]
         field = TextField([Token(word) for word in words], reader._token_indexers)
         field.index(self.model.model.vocab)
-        text = {name: {key: tensor[None, None] for key, tensor in indexed.items()}
-                for name, indexed in field.as_tensor(field.get_padding_lengths()).items()}
-        spans = torch.tensor(enumerate_spans(words, max_span_width=reader._max_span_width), dtype=torch.long)
-        return {"text": text, "spans": spans[None, None]}
+        return field, enumerate_spans(words, max_span_width=reader._max_span_width)
+
+    def _tensors(self, document: dict) -> dict:
+        """The model inputs ``text`` and ``spans`` radgraph's reader and collation build for a one-sentence document."""
+        return self._tensors_batch([document])
+
+    def _tensors_batch(self, documents: list[dict], fields: list | None = None) -> dict:
+        """The inputs radgraph's reader and collation build for one DyGIE document whose sentences are ``documents``.
+
+        The same fields (a ``TextField`` of the normalised words with the reader's indexers, the
+        enumerated spans) tensorised directly, padded as allennlp pads a ``ListField``: every
+        text tensor to the longest document's lengths, spans with ``-1``. The leading dimensions
+        are (1 document, one sentence per input document). ``fields``: the documents' :meth:`_fields`,
+        when already built.
+        """
+        import torch
+
+        if fields is None:
+            fields = [self._fields(document) for document in documents]
+        lengths: dict[str, int] = {}
+        for field, _ in fields:
+            for key, length in field.get_padding_lengths().items():
+                lengths[key] = max(lengths.get(key, 0), length)
+        padded = [field.as_tensor(lengths) for field, _ in fields]
+        text = {name: {key: torch.stack([p[name][key] for p in padded])[None] for key in padded[0][name]}
+                for name in padded[0]}
+        width = max(len(spans) for _, spans in fields)
+        spans = torch.full((1, len(fields), width, 2), -1, dtype=torch.long)
+        for row, (_, document_spans) in enumerate(fields):
+            spans[0, row, : len(document_spans)] = torch.tensor(document_spans, dtype=torch.long)
+        return {"text": text, "spans": spans}
 
     def _annotate_uncached(self, texts: list[str]) -> list[dict | ScorerError]:
-        graphs: list[dict | ScorerError] = []
-        for text, document in zip(texts, self._documents(texts), strict=True):
-            if not document["sentences"][0]:  # nothing left to tag (radgraph itself would crash)
-                graphs.append(EMPTY_GRAPH)
-                continue
+        documents = self._documents(texts)
+        graphs: list[dict | ScorerError] = [EMPTY_GRAPH] * len(texts)
+        # a document with nothing left to tag keeps the empty graph (radgraph itself would crash)
+        todo = [i for i, document in enumerate(documents) if document["sentences"][0]]
+        if not (self._fast and self.reports_per_forward > 1 and len(todo) > 1):
+            groups, fields = [[i] for i in todo], {}
+        else:
             try:
-                graphs.append(self._annotate_document(document, text))
-            except ScorerError as error:  # the cache keeps the other texts' graphs, then raises it
-                graphs.append(error)
+                fields = {i: self._fields(documents[i]) for i in todo}
+            except Exception:  # a document the reader fails on: each runs alone and reports its own error
+                groups, fields = [[i] for i in todo], {}
+            else:
+                # a forward pads to its longest report: in word pieces (the encoder) and in relation
+                # candidate pairs (ceil(words x spans_per_word) squared, the relation scorer)
+                per_word = self.model.model._relation._spans_per_word
+                sizes = [(_pieces(fields[i][0]), math.ceil(len(documents[i]["sentences"][0]) * per_word) ** 2)
+                         for i in todo]
+                groups = [[todo[k] for k in group]
+                          for group in length_groups(sizes, self.reports_per_forward, max_padded=(4096, 4096))]
+        for group in groups:
+            predictions = None
+            if len(group) > 1:
+                predictions = self._predict_group([documents[i] for i in group], [fields[i] for i in group])
+            for position, i in enumerate(group):
+                try:
+                    if predictions is None:
+                        graphs[i] = self._annotate_document(documents[i], texts[i])
+                    else:
+                        graphs[i] = {"entities": document_entities(predictions[position])}
+                except ScorerError as error:  # the cache keeps the other texts' graphs, then raises it
+                    graphs[i] = error
         return graphs
 
+    def _predict_group(self, documents: list[dict], fields: list) -> list[dict] | None:
+        """:meth:`_predict_batch` of several documents; None when it fails (each document then runs alone)."""
+        import torch
+
+        try:
+            with torch.inference_mode(), contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                return self._predict_batch(documents, fields)
+        except Exception:  # e.g. out of memory: one document at a time isolates a failing one
+            return None
+
     def _score_batch(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
-        graphs = self.annotate(list(hyps) + list(refs))
+        texts = list(dict.fromkeys([*hyps, *refs]))  # a group's shared reference: its sets are built once
+        sets = {text: (level_sets(graph, lowercase=True), entity_relation_sets(graph))
+                for text, graph in zip(texts, self.annotate(texts), strict=True)}
         results = []
-        for hyp, ref in zip(graphs[: len(hyps)], graphs[len(hyps) :], strict=True):
-            simple, partial, complete = radgraph_f1_levels(hyp, ref, lowercase=True)
+        for hyp, ref in zip(hyps, refs, strict=True):
+            (hyp_levels, hyp_combined), (ref_levels, ref_combined) = sets[hyp], sets[ref]
+            simple, partial, complete = f1_levels_of_sets(hyp_levels, ref_levels)
             results.append(
                 {
                     "radgraph_simple": simple,
                     "radgraph_partial": partial,
                     "radgraph_complete": complete,
-                    "radgraph_combined": radgraph_combined(hyp, ref),
+                    "radgraph_combined": combined_of_sets(hyp_combined, ref_combined),
                 }
             )
         return results

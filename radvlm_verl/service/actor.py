@@ -105,21 +105,38 @@ class ScorerReplica:
         ]
 
     def score(self, hyps: list[str], refs: list[str]) -> dict[str, Any]:
-        """Score pairs together with concurrent callers.
+        """Score pairs together with concurrent callers; raise the first failing pair's error.
 
         Returns ``{"scores": [one dict per pair], "figures": {batch_size, queue_ms, forward_ms,
         cache_hit_rate}}`` (figures of the batch this request rode in; queue_ms is its longest wait).
         """
+        out = self._score(hyps, refs)
+        failure = next((s for s in out["scores"] if isinstance(s, BaseException)), None)
+        if failure is not None:
+            raise failure
+        return out
+
+    def score_each(self, hyps: list[str], refs: list[str]) -> dict[str, Any]:
+        """Like :meth:`score`, but a pair that fails gives ``"Kind: message"`` (a str) in place of its dict.
+
+        For a call that carries several callers' pairs (:class:`~radvlm_verl.service.client.RemoteScorer`
+        sends them together): one failing pair fails only its own caller.
+        """
+        out = self._score(hyps, refs)
+        out["scores"] = [f"{type(s).__name__}: {s}" if isinstance(s, BaseException) else s for s in out["scores"]]
+        return out
+
+    def _score(self, hyps: list[str], refs: list[str]) -> dict[str, Any]:
         if len(hyps) != len(refs):
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
         arrived = time.monotonic()
         self.stats_.count_request()
-        results = self._batcher.submit([(str(h), str(r), arrived) for h, r in zip(hyps, refs, strict=True)])
-        if not results:
-            return {"scores": [], "figures": {}}
-        figures = dict(results[0][1])
-        figures["queue_ms"] = max(f["queue_ms"] for _, f in results)
-        return {"scores": [s for s, _ in results], "figures": figures}
+        results = self._batcher.submit_each([(str(h), str(r), arrived) for h, r in zip(hyps, refs, strict=True)])
+        scored = [r for r in results if not isinstance(r, BaseException)]
+        figures = dict(scored[0][1]) if scored else {}
+        if scored:
+            figures["queue_ms"] = max(f["queue_ms"] for _, f in scored)
+        return {"scores": [r if isinstance(r, BaseException) else r[0] for r in results], "figures": figures}
 
     def ready(self) -> dict[str, Any]:
         """Identity of this replica (answers once the model is loaded)."""

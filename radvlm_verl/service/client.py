@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from radvlm_verl.scorers import registry
+from radvlm_verl.scorers.batching import MicroBatcher, first_failure
 from radvlm_verl.scorers.registry import SCORER_FACTORIES, ScorerError
 from radvlm_verl.service.actor import ScorerReplica
 from radvlm_verl.service.config import ServiceConfig, deployment_name
@@ -139,6 +140,8 @@ class RemoteScorer:
         self._dead: set[int] = set()
         self._lock = threading.Lock()
         self._turn = itertools.count()
+        self._coalescers: list[MicroBatcher] = []
+        self._coalesce_turn = itertools.count()
 
     def __repr__(self) -> str:
         s = self.service
@@ -239,6 +242,12 @@ class RemoteScorer:
     def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]:
         """Score pairs on the replicas; raise :class:`ServiceUnavailableError` when every attempt fails.
 
+        Concurrent calls from this process's threads are sent together: one Ray call carries every
+        pair waiting at that moment (up to ``max_batch_size``; at most one call in flight per
+        replica), so a reward worker scoring a batch one sample at a time costs a few calls
+        instead of one per sample. A pair the replica fails on fails only its own caller, which then
+        retries alone as below.
+
         A replica that Ray is restarting (killed or crashed, restarts left) is not a failed attempt:
         the call goes to another live replica, or waits for one to come back, up to
         ``ready_timeout_s`` (a restart loads the model again). Timeouts and scorer errors use up
@@ -248,6 +257,43 @@ class RemoteScorer:
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
         if not hyps:
             return []
+        outcomes = self._coalescer().submit_each(list(zip(map(str, hyps), map(str, refs), strict=True)))
+        failure = first_failure(outcomes)
+        if failure is None:
+            record_call(self.name, outcomes[0][1])  # here: the caller's statistics context, not the sender's
+            return [score for score, _ in outcomes]
+        if isinstance(failure, ServiceError):  # the shared call failed after all its attempts
+            raise failure
+        return self._call("score", list(hyps), list(refs))  # a pair of this caller failed: retry it alone
+
+    def _coalescer(self) -> MicroBatcher:
+        """One of the batchers that send this process's waiting pairs together (one per replica)."""
+        handles = self.connect()
+        with self._lock:
+            if len(self._coalescers) != len(handles):
+                self._coalescers = [
+                    MicroBatcher(self._send_together, window_s=0.0, max_batch=self.service.max_batch_size)
+                    for _ in handles
+                ]
+            return self._coalescers[next(self._coalesce_turn) % len(self._coalescers)]
+
+    def _send_together(self, pairs: list[tuple[str, str]]) -> list[tuple[dict[str, float], dict] | BaseException]:
+        """``(scores, figures of the call)`` per pair, or its error."""
+        try:
+            scores, figures = self._attempt("score_each", [h for h, _ in pairs], [r for _, r in pairs])
+        except ServiceError as error:  # every caller of this call gets the failure (no retry per caller)
+            return [error] * len(pairs)
+        return [ScorerError(s) if isinstance(s, str) else (s, figures) for s in scores]
+
+    def _call(self, method: str, hyps: list[str], refs: list[str]) -> list[Any]:
+        """:meth:`_attempt`, its figures recorded for the caller's statistics."""
+        scores, figures = self._attempt(method, hyps, refs)
+        record_call(self.name, figures)
+        return scores
+
+    def _attempt(self, method: str, hyps: list[str], refs: list[str]) -> tuple[list[Any], dict[str, float]]:
+        """One call of the replicas' ``method`` (``score`` or ``score_each``) with failover and retries:
+        the scores and the call's figures."""
         handles = self.connect()
         import ray
 
@@ -273,7 +319,7 @@ class RemoteScorer:
             if failed_calls >= len(live):  # every live replica failed once: give it a moment
                 time.sleep(min(0.1 * 2 ** (failed_calls - len(live)), 2.0))
             call_started = time.monotonic()
-            ref = handles[index].score.remote(list(hyps), list(refs))
+            ref = getattr(handles[index], method).remote(list(hyps), list(refs))
             try:
                 out = ray.get(ref, timeout=s.call_timeout_s)
             except ray.exceptions.GetTimeoutError:
@@ -297,11 +343,10 @@ class RemoteScorer:
                 continue
             figures = dict(out["figures"])
             figures["latency_ms"] = (time.monotonic() - call_started) * 1000.0
-            record_call(self.name, figures)
             if failures:
                 logger.warning("%s: scored after %d failed attempt(s): %s", self.deployment, len(failures),
                                "; ".join(failures))
-            return out["scores"]
+            return out["scores"], figures
         raise ServiceUnavailableError(
             f"scorer service {self.deployment!r} (scorer {self.name!r}, {len(handles)} replica(s), namespace "
             f"{s.namespace!r}) could not score {len(hyps)} pair(s): {len(failures)} failed attempt(s) in "

@@ -141,6 +141,19 @@ def test_radcliq_radgraph_option_chooses_the_model_and_rejects_others(kw):
     assert score(HYP, "radgraph", kw, report_radcliq_radgraph="radgraph")["score"] == score(HYP, "radgraph", kw)["score"]
 
 
+def test_radgraph_reports_per_forward_reaches_the_scorer(kw):
+    from radvlm_verl.rewards.report import make_options
+    from radvlm_verl.scorers.registry import _INSTANCES
+
+    with pytest.raises(ValueError, match="report_radgraph_reports_per_forward=0 must be >= 1"):
+        score(HYP, "radgraph", kw, report_radgraph_reports_per_forward=0)
+    one = score(HYP, "radgraph", kw, report_radgraph_reports_per_forward=1)
+    assert one == score(HYP, "radgraph", kw)  # the tiny models' graphs do not move with batching
+    used = {getattr(s, "reports_per_forward", None) for s in _INSTANCES.values() if type(s).__name__ == "RadGraphScorer"}
+    assert {1, 32} <= used
+    assert make_options({}).radgraph_reports_per_forward is None  # the scorer's own default
+
+
 def test_model_text_is_cut_before_lowercasing_as_the_reference_server():
     from radvlm_verl.rewards.report import make_options, prepare_model_text
 

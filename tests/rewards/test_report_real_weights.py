@@ -42,3 +42,22 @@ def test_radcliq_exact_match_near_its_optimum():
     out = compute_score("cxr_report/x", text, text, {"task": "report"}, report_reward="radcliq", report_device="cpu")
     assert out["radcliq_bertscore"] == pytest.approx(1.0, abs=1e-4) and out["radcliq_semb"] == pytest.approx(1.0)
     assert out["score"] >= 1.0  # 1.441 when the graph has relations
+
+
+def test_radgraph_reports_tagged_together_get_their_one_report_graph():
+    """Batching reports in one forward moves floats by padding noise only: on the trained model no graph
+    changes (on random weights the relation pruner's near-ties do flip; docs/scorer_service.md)."""
+    present("radgraph")
+    import random
+
+    from radvlm_verl.scorers.radgraph import RadGraphScorer
+
+    phrases = ("no acute cardiopulmonary process", "small left pleural effusion", "mild cardiomegaly",
+               "lungs are clear", "no pneumothorax", "bilateral lower lobe atelectasis", "mild pulmonary edema",
+               "focal consolidation in the right lower lobe", "tube terminates 3 cm above the carina",
+               "stable mediastinal silhouette", "possible pneumonia at the left base")
+    rng = random.Random(0)
+    texts = [". ".join(rng.sample(phrases, rng.randint(1, 6))) + "." for _ in range(200)]
+    alone = RadGraphScorer(device="cpu", reports_per_forward=1)._annotate_uncached(texts)
+    together = RadGraphScorer(device="cpu", reports_per_forward=32)._annotate_uncached(texts)
+    assert sum(a != b for a, b in zip(alone, together)) == 0

@@ -185,3 +185,38 @@ def test_weight_resolution_order_and_errors(tmp_path, monkeypatch):
     assert set(rows) == set(WEIGHTS)
     assert rows["chexbert"]["present"] and not rows["radgraph"]["present"] and rows["radgraph"]["path"] is None
     assert issubclass(MissingWeightsError, ScorerError)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_groups_cover_every_item_once_within_their_bounds(seed):
+    import random
+
+    from radvlm_verl.scorers.batching import length_groups
+
+    rng = random.Random(seed)
+    sizes = [(rng.choice([1, 3, 8, 20, 60, 300]) + rng.randint(0, 9), rng.randint(1, 2000)) for _ in range(rng.randint(1, 120))]
+    max_items, max_padded, max_padding, min_padded = rng.randint(1, 40), (rng.randint(50, 3000), 4096), 1.25, 256
+    groups = length_groups(sizes, max_items, max_padded, max_padding=max_padding, min_padded=min_padded)
+    assert sorted(i for g in groups for i in g) == list(range(len(sizes)))
+    for group in groups:
+        assert [tuple(sizes[i]) for i in group] == sorted(tuple(sizes[i]) for i in group)
+        if len(group) == 1:
+            continue  # a single item always fits
+        assert len(group) <= max_items
+        for d in range(2):
+            padded = len(group) * max(sizes[i][d] for i in group)
+            assert padded <= max_padded[d]
+            # the last item joined a group that cost less than min_padded, or padding stays bounded
+            before = group[:-1]
+            small = len(before) * max(sizes[i][0] for i in before) < min_padded
+            assert small or padded <= max_padding * sum(sizes[i][d] for i in group)
+
+
+def test_length_groups_put_similar_lengths_together():
+    from radvlm_verl.scorers.batching import length_groups
+
+    sizes = [(n,) for n in (100, 10, 100, 10, 100, 10, 400)]
+    assert length_groups(sizes, max_items=8, max_padded=(10_000,), min_padded=0) == [[1, 3, 5], [0, 2, 4], [6]]
+    assert length_groups(sizes, max_items=2, max_padded=(10_000,), min_padded=0) == [[1, 3], [5], [0, 2], [4], [6]]
+    # below min_padded, tiny items go together whatever the padding ratio
+    assert length_groups([(1,), (9,)], max_items=8, max_padded=(100,), min_padded=256) == [[0, 1]]

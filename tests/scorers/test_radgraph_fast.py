@@ -115,3 +115,58 @@ def test_fast_inputs_equal_radgraphs_collated_instance(scorers):
                 for key, tensor in tensors.items():
                     assert got["text"][name][key].dtype == tensor.dtype, (text, key)
                     assert torch.equal(got["text"][name][key], tensor), (text, key)
+
+
+def test_reports_batched_in_one_forward_get_their_one_report_annotation(scorers):
+    """Several reports per forward (padded as sentences of one DyGIE document) give each report the
+    annotation of its own forward, here on mixed lengths (1 to 200 words, odd word pieces)."""
+    texts = varied_texts(150, seed=4)
+    for scorer in scorers:
+        scorer.reports_per_forward = 1
+        alone = scorer._annotate_uncached(texts)
+        scorer.reports_per_forward = 32
+        calls = []
+        original = scorer._predict_batch
+        scorer._predict_batch = lambda documents, fields=None: calls.append(len(documents)) or original(documents, fields)
+        try:
+            batched = scorer._annotate_uncached(texts)
+        finally:
+            del scorer._predict_batch
+        assert batched == alone
+        tagged = sum(1 for d in scorer._documents(texts) if d["sentences"][0])
+        assert max(calls) > 8 and sum(calls) == tagged  # every report tagged once, most of them in company
+        assert sum(len(g["entities"]) for g in alone) > 1000
+
+
+def test_batched_inputs_equal_radgraphs_collated_multi_sentence_document(scorers):
+    """The padded batch is what allennlp collates for one document whose sentences are the reports."""
+    import torch
+    from radgraph.allennlp.data.batch import Batch
+
+    scorer = scorers[0]
+    texts = [t for t in varied_texts(40, seed=6) if scorer._documents([t])[0]["sentences"][0]][:12]
+    documents = scorer._documents(texts)
+    merged = {**documents[0], "sentences": [d["sentences"][0] for d in documents]}
+    instance = scorer.model.reader.text_to_instance(merged)
+    instance.index_fields(scorer.model.model.vocab)
+    batch = Batch([instance])
+    expected = batch.as_tensor_dict(batch.get_padding_lengths())
+    got = scorer._tensors_batch(documents)
+    assert torch.equal(got["spans"], expected["spans"])
+    for key, tensor in expected["text"]["bert"].items():
+        assert got["text"]["bert"][key].dtype == tensor.dtype and torch.equal(got["text"]["bert"][key], tensor), key
+
+
+def test_a_failing_batch_falls_back_to_one_report_at_a_time(scorers, monkeypatch):
+    scorer = scorers[0]
+    texts = varied_texts(12, seed=7)
+    expected = scorer._annotate_uncached(texts)
+    original = scorer._predict_batch
+
+    def fail_when_several(documents, fields=None):
+        if len(documents) > 1:
+            raise RuntimeError("out of memory")
+        return original(documents, fields)
+
+    monkeypatch.setattr(scorer, "_predict_batch", fail_when_several)
+    assert scorer._annotate_uncached(texts) == expected

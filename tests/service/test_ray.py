@@ -151,9 +151,10 @@ def test_model_scores_through_the_service_equal_direct_batched_scoring(tiny_weig
     assert len(deployments) == 1  # both rewards and every caller share one CheXbert deployment
     ((deployment, (stats,)),) = deployments.items()
     assert deployment.startswith("radvlm-chexbert-")
-    # two whole-list requests + 24 concurrent samples, each reward calling CheXbert once
-    assert stats["requests"] == 2 + 2 * len(PAIRS) and stats["pairs"] == 4 * len(PAIRS)
-    assert stats["batches"] < stats["requests"]
+    # two whole-list requests + 24 concurrent samples, each reward calling CheXbert once; the samples'
+    # waiting pairs travel together (fewer requests than samples), every pair is scored once per call
+    assert stats["pairs"] == 4 * len(PAIRS) and 2 < stats["requests"] < 2 + 2 * len(PAIRS)
+    assert stats["batches"] <= stats["requests"]
     assert stats["max_batch_size"] > 1 and stats["cache_hit_rate"] > 0.5  # texts seen before are not re-encoded
 
 
@@ -187,6 +188,30 @@ def test_toy_batches_across_requests_and_matches_direct(toy_reward):
     assert all(r["svc_toy_overlap_batch_size"] <= 16 for r in remote)
     assert max(r["svc_toy_overlap_batch_size"] for r in remote) > 1
     assert all(r["svc_toy_overlap_latency_ms"] >= r["svc_toy_overlap_forward_ms"] for r in remote)
+
+
+def test_a_workers_waiting_pairs_share_one_ray_call_and_a_bad_pair_fails_its_caller_only(fresh):
+    """Threads of one process that call at once are sent in one Ray call; each gets its own scores,
+    and a pair the replica fails on fails only the thread that sent it (its retry alone fails too)."""
+    scorer = remote_scorer("toy_overlap", {"delay_s": 0.3, "fail_marker": "explode"},
+                           ServiceConfig(**_service(max_wait_ms=0, max_retries=0)))
+    scorer.score_pairs(["warm up"], ["warm up"])
+    pairs = [("this will explode now", REFERENCES[0]) if i == 3 else pair for i, pair in enumerate(PAIRS[:12])]
+
+    def one(pair):
+        try:
+            return scorer.score_pairs([pair[0]], [pair[1]])[0]["toy_overlap"]
+        except ServiceUnavailableError as error:
+            return error
+
+    out = _concurrently(one, pairs, threads=12)
+    expected = ToyOverlapScorer().score_pairs([h for h, _ in PAIRS[:12]], [r for _, r in PAIRS[:12]])
+    assert [o for i, o in enumerate(out) if i != 3] == [e["toy_overlap"] for i, e in enumerate(expected) if i != 3]
+    assert isinstance(out[3], ServiceUnavailableError) and "failure marker" in str(out[3])
+    (stats,) = scorer.stats()
+    # 12 callers, 0.3 s per batch: the first call goes alone, the others wait and go together; the
+    # failing caller's own retry is one more request
+    assert stats["pairs"] == 1 + 12 + 1 and stats["requests"] <= 5, stats
 
 
 def test_the_default_single_replica_survives_a_crash_mid_step(ray_cluster, fresh, caplog):
