@@ -42,6 +42,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from radvlm_verl.service.config import ServiceConfig
+
 warnings.filterwarnings("ignore")
 
 # Invented findings; reports are random combinations (no real report text).
@@ -165,8 +167,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads")
     parser.add_argument("--num-cpus", type=float, default=0.5, help="Ray CPUs per server/replica")
     parser.add_argument("--num-gpus", type=float, default=0.0, help="Ray GPUs per server/replica (fractional ok)")
-    parser.add_argument("--max-batch-size", type=int, default=64)
-    parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--max-batch-size", type=int, default=ServiceConfig.max_batch_size)
+    parser.add_argument("--max-wait-ms", type=float, default=ServiceConfig.max_wait_ms)
     parser.add_argument("--real-geometry", action="store_true", help="random weights with the real model sizes")
     parser.add_argument("--weights-dir", default=None, help="real weights (see radvlm_verl.scorers.weights)")
     parser.add_argument("--skip-cached-pairs", action="store_true", help="skip mode (a')")

@@ -59,22 +59,19 @@ def _entities(annotation: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
 def level_sets(annotation: Mapping[str, Any], lowercase: bool = False) -> tuple[set, set, set]:
     """The ``simple``, ``partial`` and ``complete`` sets of one annotation (see the module docstring)."""
     entities = _entities(annotation)
-
-    def tok(entity: Mapping[str, Any]) -> str:
-        return entity["tokens"].lower() if lowercase else entity["tokens"]
-
+    lowered = {key: entity["tokens"].lower() for key, entity in entities.items()}  # once per entity
     simple, partial, complete = set(), set(), set()
-    for entity in entities.values():
-        key = (tok(entity), entity["label"])
-        simple.add(key)
+    for key, entity in entities.items():
+        tokens, label = (lowered[key] if lowercase else entity["tokens"]), entity["label"]
+        simple.add((tokens, label))
         relations = entity.get("relations") or []
         if relations:
-            partial.add((*key, True))
-            for rel_type, target in relations:
-                complete.add((tok(entity).lower(), entity["label"], rel_type, tok(entities[str(target)]).lower()))
+            partial.add((tokens, label, True))
+            for rel_type, target in relations:  # the complete level lower-cases both token fields always
+                complete.add((lowered[key], label, rel_type, lowered[str(target)]))
         else:
-            partial.add(key)
-            complete.add(key)
+            partial.add((tokens, label))
+            complete.add((tokens, label))
     return simple, partial, complete
 
 

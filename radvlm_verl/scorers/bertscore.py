@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
 from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -143,6 +143,7 @@ class BERTScoreScorer(BatchedPairScorer):
         self._pairs: TextCache[float] = TextCache(cache_size)
         self._embeddings: TextCache[tuple] = TextCache(cache_size)  # per text: (embedding, idf weights)
         self._batch_size = int(batch_size)
+        self._padding_allowance = padding_allowance(self._scorer._model)
         self._lock = threading.Lock()
 
     def _compute(self, pairs: list[tuple[str, str]]) -> list[float]:
@@ -187,7 +188,7 @@ class BERTScoreScorer(BatchedPairScorer):
         # texts of similar length (in words, bert_score's own sort key) share a forward: little padding
         unique = list(dict.fromkeys(texts))
         groups = length_groups([(len(t.split(" ")),) for t in unique], self._batch_size,
-                               max_padded=(self._batch_size * 512,))
+                               max_padded=(self._batch_size * 512,), min_padded=self._padding_allowance)
         stats = {}
         for group in groups:
             batch = [unique[i] for i in group]

@@ -31,7 +31,7 @@ import numpy as np
 
 from radvlm_verl.metrics.chexbert_f1 import binary_labels, chexbert_pair_f1, cosine_similarity
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
 from radvlm_verl.scorers.weights import resolve_weight
 
 CHEXBERT_KEYS = ("chexbert_label_f1", "chexbert_semb")
@@ -134,6 +134,7 @@ class CheXbertScorer(BatchedPairScorer):
             raise ScorerError(f"{str(checkpoint_path)!r}: shape mismatch with {str(encoder_dir)!r}: {error}") from error
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
+        self._padding_allowance = padding_allowance(self.model)
         self.batch_size = int(batch_size)
         self.zero_division = float(zero_division)
         self._encoded: TextCache[tuple[tuple[int, ...], np.ndarray]] = TextCache(cache_size)
@@ -153,7 +154,8 @@ class CheXbertScorer(BatchedPairScorer):
         out: list[Any] = [None] * len(ids)
         pad = self.tokenizer.pad_token_id or 0
         # similar lengths share a forward, so that little of it is padding
-        groups = length_groups([(len(i),) for i in ids], self.batch_size, max_padded=(self.batch_size * MAX_IDS,))
+        groups = length_groups([(len(i),) for i in ids], self.batch_size, max_padded=(self.batch_size * MAX_IDS,),
+                               min_padded=self._padding_allowance)
         with torch.inference_mode():
             for chunk in groups:
                 width = max(len(ids[i]) for i in chunk)

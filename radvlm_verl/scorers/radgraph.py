@@ -51,7 +51,7 @@ from typing import Any
 
 from radvlm_verl.metrics.radgraph_f1 import combined_of_sets, entity_relation_sets, f1_levels_of_sets, level_sets
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
 from radvlm_verl.scorers.weights import (
     RADGRAPH_MODEL_FILES,
@@ -265,6 +265,7 @@ class RadGraphScorer(BatchedPairScorer):
         self._fast = (weights["coref"] == 0 and weights["events"] == 0 and self.model.model._coref.coref_prop == 0
                       and weights["ner"] > 0 and weights["relation"] > 0)
         self._reader = self._fast_reader() if self._fast else self.model.reader
+        self._padding_allowance = padding_allowance(self.model.model._embedder)
         self._graphs: TextCache[dict] = TextCache(cache_size)
 
     def _fast_reader(self):
@@ -454,8 +455,8 @@ class RadGraphScorer(BatchedPairScorer):
                 per_word = self.model.model._relation._spans_per_word
                 sizes = [(_pieces(fields[i][0]), math.ceil(len(documents[i]["sentences"][0]) * per_word) ** 2)
                          for i in todo]
-                groups = [[todo[k] for k in group]
-                          for group in length_groups(sizes, self.reports_per_forward, max_padded=(4096, 4096))]
+                groups = [[todo[k] for k in group] for group in length_groups(
+                    sizes, self.reports_per_forward, max_padded=(4096, 4096), min_padded=self._padding_allowance)]
         for group in groups:
             predictions = None
             if len(group) > 1:

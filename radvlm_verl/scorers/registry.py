@@ -90,17 +90,18 @@ def register_scorer(name: str, factory: Callable[..., PairScorer]) -> None:
     SCORER_FACTORIES[name] = factory
 
 
-def _freeze(value: Any) -> Hashable:
+def freeze(value: Any) -> Hashable:
+    """A hashable form of a scorer configuration (dicts as sorted item tuples, lists as tuples)."""
     if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     return value
 
 
 def get_scorer(name: str, **config: Any) -> PairScorer:
     """Return the process-wide in-process scorer for ``(name, config)``, building it once (lazily, thread-safe)."""
-    key = (name, _freeze(config))
+    key = (name, freeze(config))
     with _LOCK:
         scorer = _INSTANCES.get(key)
         if scorer is None:

@@ -50,7 +50,7 @@ class ScorerReplica:
         scorer_config: dict[str, Any],
         *,
         max_batch_size: int = 64,
-        max_wait_ms: float = 10.0,
+        max_wait_ms: float = 2.0,
         deployment: str = "",
         log_every_s: float = 60.0,
     ):

@@ -425,11 +425,20 @@ _REMOTES: dict[tuple[str, ServiceConfig], RemoteScorer] = {}
 _REMOTES_LOCK = threading.Lock()
 
 
+_BY_CONFIG: dict[tuple, RemoteScorer] = {}  # (name, frozen config, service) -> its deployment's scorer
+
+
 def remote_scorer(name: str, scorer_config: Mapping[str, Any], service: ServiceConfig) -> RemoteScorer:
     """The process-wide :class:`RemoteScorer` of a deployment (created lazily; connects on first use)."""
+    key = (name, registry.freeze(dict(scorer_config)), service)
+    with _REMOTES_LOCK:
+        found = _BY_CONFIG.get(key)
+    if found is not None:  # every sample asks: skip naming the deployment again
+        return found
     scorer = RemoteScorer(name, scorer_config, service)
     with _REMOTES_LOCK:
-        return _REMOTES.setdefault((scorer.deployment, service), scorer)
+        scorer = _REMOTES.setdefault((scorer.deployment, service), scorer)
+        return _BY_CONFIG.setdefault(key, scorer)
 
 
 def service_stats() -> dict[str, list[dict[str, float]]]:
@@ -444,6 +453,7 @@ def shutdown_service() -> None:
     with _REMOTES_LOCK:
         remotes = list(_REMOTES.values())
         _REMOTES.clear()
+        _BY_CONFIG.clear()
     for remote in remotes:
         remote.shutdown()
     registry.clear_scorers()

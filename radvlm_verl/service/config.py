@@ -39,7 +39,9 @@ class ServiceConfig:
         resources: custom Ray resources of each replica, as ``((name, amount), ...)`` (e.g. a
             ``reward_node`` resource that only the reward node advertises).
         max_batch_size: most pairs scored in one forward pass.
-        max_wait_ms: how long a batch waits for more requests before it runs.
+        max_wait_ms: how long a batch waits for more requests before it runs. Each reward worker already sends
+            its waiting pairs together (one call per replica at a time), so this only gathers calls of
+            different workers that arrive together; a longer wait idles the replica on every batch.
         call_timeout_s: limit of one call to one replica.
         max_retries: further attempts after a failed call, each on the next replica.
         ready_timeout_s: limit for the replicas to be scheduled and load their models, and for a
@@ -58,7 +60,7 @@ class ServiceConfig:
     num_cpus: float = 1.0
     resources: tuple[tuple[str, float], ...] = ()
     max_batch_size: int = 64
-    max_wait_ms: float = 10.0
+    max_wait_ms: float = 2.0
     call_timeout_s: float = 60.0
     max_retries: int = 2
     ready_timeout_s: float = 600.0

@@ -31,7 +31,7 @@ def test_defaults_and_disabled_forms():
     cfg = parse_service_config({"enabled": True})
     assert cfg == ServiceConfig(enabled=True)
     assert (cfg.namespace, cfg.replicas, cfg.num_gpus, cfg.num_cpus, cfg.max_batch_size, cfg.max_wait_ms) == (
-        "radvlm_verl", 1, 0.0, 1.0, 64, 10.0)
+        "radvlm_verl", 1, 0.0, 1.0, 64, 2.0)
     assert (cfg.call_timeout_s, cfg.max_retries, cfg.ready_timeout_s, cfg.max_restarts, cfg.fallback_score) == (
         60.0, 2, 600.0, 3, None)  # 600 s: a real model load on a busy machine (tiny ones took 167 s)
     for off in (None, {}, {"enabled": False, "replicas": 4}, '{"enabled": "false"}', ServiceConfig()):
@@ -132,7 +132,7 @@ def test_deployment_identity():
     assert name != deployment_name("chexbert", {"checkpoint": "/w/a.pth"}, smaller_batches)
     assert name != deployment_name("bertscore", {"checkpoint": "/w/a.pth"}, svc)
     # equal configurations are one deployment, however their numbers were typed
-    typed_by_hand = ServiceConfig(enabled=True, max_wait_ms=10, max_batch_size=64.0)
+    typed_by_hand = ServiceConfig(enabled=True, max_wait_ms=2, max_batch_size=64.0)
     assert typed_by_hand == svc and name == deployment_name("chexbert", {"checkpoint": "/w/a.pth"}, typed_by_hand)
 
 
