@@ -3,8 +3,8 @@
 Scores N rollouts in GRPO groups of 8 that share a reference, on the same models and machine:
 
 (a) ``pair servers``: ``--replicas`` Ray actors that each score one pair per call, one call at a time
-    (the single-slot FastAPI servers of the paper's code, no caching), fed round robin by ``--clients``
-    threads, like the thread pool of the paper's code;
+    (the single-slot FastAPI servers of the paper's code, no caching; RadGraph one report per forward,
+    as radgraph runs), fed round robin by ``--clients`` threads, like the thread pool of the paper's code;
 (a') the same with the scorers' per-text caches on (so the gain of (b) over (a') is batching alone);
 (b) ``service``: ``compute_score`` from ``--clients`` threads with ``scorer_service`` enabled, so
     every scorer runs in ``--replicas`` shared replicas that batch concurrent requests.
@@ -88,7 +88,10 @@ class PairServer:
         from radvlm_verl.scorers.batching import TextCache
 
         self.compute_score = compute_score
-        self.kwargs = {**reward_kwargs, "report_batch_window_s": 0.0, "report_max_batch": 1}
+        # one pair per call, and RadGraph one report per forward, as radgraph runs it (and as the paper's
+        # servers did; the issue-16 targets were set against this baseline)
+        self.kwargs = {**reward_kwargs, "report_batch_window_s": 0.0, "report_max_batch": 1,
+                       "report_radgraph_reports_per_forward": 1}
         self.score("warm up the models.", "warm up the models.")
         if not cache:  # the servers of the paper's code kept no per-text cache
             for scorer in _INSTANCES.values():

@@ -232,18 +232,20 @@ def _side_pool() -> ThreadPoolExecutor:
 
 def _radcliq_batch(hyps, refs, options):
     # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
-    # (matters most when they are remote service calls): two in the shared pool, one in this thread. Each
-    # side call runs in a copy of this context, so the service's per-sample call figures
-    # (collect_call_stats) still see its calls. The pool's threads never wait on each other: no deadlock.
-    graph_scorer, bert_scorer, chex_scorer = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"),
-                                              options.chexbert())
-    pool = _side_pool()
-    side = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs)
-            for scorer in (bert_scorer, chex_scorer)]
-    try:
-        graphs = graph_scorer.score_pairs(hyps, refs)
-    finally:
-        berts, chex = (future.result() for future in side)  # waited for even when RadGraph failed
+    # (matters most when they are remote service calls). Scorers that can queue a call and wait later
+    # (start_pairs) need no thread; others run in the shared pool, each in a copy of this context so
+    # that the service's per-sample call figures (collect_call_stats) still see its calls.
+    scorers = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"), options.chexbert())
+    if all(hasattr(scorer, "start_pairs") for scorer in scorers):
+        finishes = [scorer.start_pairs(hyps, refs) for scorer in scorers]
+        graphs, berts, chex = (finish() for finish in finishes)
+    else:
+        pool = _side_pool()
+        side = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs) for scorer in scorers[1:]]
+        try:
+            graphs = scorers[0].score_pairs(hyps, refs)
+        finally:
+            berts, chex = (future.result() for future in side)  # waited for even when RadGraph failed
     out = []
     for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):
         features = {

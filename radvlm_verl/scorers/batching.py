@@ -93,9 +93,17 @@ class MicroBatcher(Generic[T, R]):
 
     def submit_each(self, items: Iterable[T], timeout_s: float | None = None) -> list[R | BaseException]:
         """Like :meth:`submit`, but a failing item gives its exception in place of a result."""
+        return self.start_each(items, timeout_s)()
+
+    def start_each(self, items: Iterable[T], timeout_s: float | None = None) -> Callable[[], list[R | BaseException]]:
+        """Queue ``items`` now; the returned function waits for them and gives :meth:`submit_each`'s outcomes.
+
+        A caller with several batchers to feed queues on each first, then waits: the batches run
+        at once without a thread per call. ``timeout_s`` counts from now.
+        """
         request = _Request(list(items))
         if not request.items:
-            return []
+            return list
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         with self._cond:
             self._pending.append(request)
@@ -104,14 +112,19 @@ class MicroBatcher(Generic[T, R]):
                 self._worker_pid = os.getpid()
                 threading.Thread(target=self._serve, name="micro-batcher", daemon=True).start()
             self._cond.notify_all()
-            while not request.done:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TimeoutError(self._timeout_message(request, timeout_s))
-                self._cond.wait(remaining)
-        if request.error is not None:
-            raise request.error
-        return request.outcomes  # type: ignore[return-value]
+
+        def wait() -> list[R | BaseException]:
+            with self._cond:
+                while not request.done:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(self._timeout_message(request, timeout_s))
+                    self._cond.wait(remaining)
+            if request.error is not None:
+                raise request.error
+            return request.outcomes  # type: ignore[return-value]
+
+        return wait
 
     def _timeout_message(self, request: _Request, timeout_s: float | None) -> str:
         # called with the lock held: a request still queued is withdrawn, so it never runs
@@ -183,16 +196,20 @@ class MicroBatcher(Generic[T, R]):
 # A forward's fixed cost (Python, dispatch, small kernels), as arithmetic: about 3 ms at 100 GFLOP/s,
 # measured on the CPU with the tiny and the real-size encoders.
 FORWARD_OVERHEAD_FLOP = 3e8
+# Fewer rows than this make a CPU matrix product markedly less efficient (a 768-wide BERT layer: 74
+# GFLOP/s at 25 rows, 122 at 100, 151 at 400): a smaller forward costs more than its padding saves.
+MIN_EFFICIENT_ROWS = 256
 
 
 def padding_allowance(model: Any) -> int:
-    """``min_padded`` for :func:`length_groups` with ``model``: tokens whose compute costs a forward's fixed overhead.
+    """``min_padded`` for :func:`length_groups` with ``model``: the padded tokens below which splitting does not pay.
 
-    Below it, splitting a forward to save padding costs more than the padding: a tiny test model
-    pads freely (one forward for a whole batch), a BERT-base encoder splits at a few dozen tokens.
+    The larger of :data:`MIN_EFFICIENT_ROWS` and the tokens whose compute costs a forward's fixed
+    overhead: a tiny test model pads freely (one forward for a whole batch), a BERT-base encoder
+    splits a batch of mixed lengths into forwards of a few hundred tokens.
     """
     params = sum(p.numel() for p in model.parameters())
-    return int(min(max(FORWARD_OVERHEAD_FLOP / (2 * max(params, 1)), 64), 8192))
+    return int(min(max(FORWARD_OVERHEAD_FLOP / (2 * max(params, 1)), MIN_EFFICIENT_ROWS), 8192))
 
 
 def length_groups(
@@ -208,9 +225,10 @@ def length_groups(
     relation candidate pairs); a forward pads every item to the group's longest, so a group costs
     ``len(group) x longest`` per dimension. Items are taken in order of size; a group closes before
     it would hold more than ``max_items`` items or cost more than ``max_padded[d]`` in a dimension (a
-    single item always fits), and, once it costs ``min_padded`` in the first dimension (a forward
-    smaller than that is dominated by fixed costs, not padding), before padding would make any
-    dimension cost more than ``max_padding`` times its unpadded sum.
+    single item always fits), and before padding would make any dimension cost more than
+    ``max_padding`` times its unpadded sum, this last only when both the group and the items left
+    (the new one included) cost at least ``min_padded`` in the first dimension: a smaller forward is
+    dominated by fixed costs and inefficient small matrix products, not by padding.
 
     Example:
         >>> length_groups([(30,), (3,), (4,), (200,), (5,)], max_items=3, max_padded=(1000,), min_padded=8)
@@ -218,18 +236,21 @@ def length_groups(
     """
     dims = len(max_padded)
     order = sorted(range(len(sizes)), key=lambda i: tuple(sizes[i]))
+    left = [0] * (len(order) + 1)  # unpadded first-dimension cost of order[k:]
+    for k in range(len(order) - 1, -1, -1):
+        left[k] = left[k + 1] + max(int(sizes[order[k]][0]), 1)
     groups: list[list[int]] = []
     group: list[int] = []
     total = [0] * dims
     longest = [0] * dims
-    for i in order:
+    for k, i in enumerate(order):
         size = [max(int(n), 1) for n in sizes[i]]
         count = len(group) + 1
         padded = [count * max(longest[d], size[d]) for d in range(dims)]
         if group and (
             count > max_items
             or any(padded[d] > max_padded[d] for d in range(dims))
-            or (count * longest[0] >= min_padded
+            or (len(group) * longest[0] >= min_padded and left[k] >= min_padded
                 and any(padded[d] > max_padding * (total[d] + size[d]) for d in range(dims)))
         ):
             groups.append(group)
@@ -326,30 +347,48 @@ class BatchedPairScorer:
 
         Raises :class:`ScorerError` naming the first pair that could not be scored.
         """
-        outcomes = self.score_each(hyps, refs)
-        failure = first_failure(outcomes)
-        if failure is not None:
-            raise failure
-        return outcomes  # type: ignore[return-value]
+        return self.start_pairs(hyps, refs)()
+
+    def start_pairs(self, hyps: list[str], refs: list[str]) -> Callable[[], list[dict[str, float]]]:
+        """Queue the pairs now; the returned function waits and gives :meth:`score_pairs`'s result (or raises)."""
+        finish = self.start_each(hyps, refs)
+
+        def wait() -> list[dict[str, float]]:
+            outcomes = finish()
+            failure = first_failure(outcomes)
+            if failure is not None:
+                raise failure
+            return outcomes  # type: ignore[return-value]
+
+        return wait
 
     def score_each(self, hyps: list[str], refs: list[str]) -> list[dict[str, float] | ScorerError]:
         """Like :meth:`score_pairs`, but a pair that cannot be scored gives its :class:`ScorerError`."""
+        return self.start_each(hyps, refs)()
+
+    def start_each(self, hyps: list[str], refs: list[str]) -> Callable[[], list[dict[str, float] | ScorerError]]:
+        """Queue the pairs now; the returned function waits and gives :meth:`score_each`'s outcomes."""
         if len(hyps) != len(refs):
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
         pairs = [(scorable_text(h), scorable_text(r)) for h, r in zip(hyps, refs, strict=True)]
-        try:
-            outcomes = self._batcher.submit_each(pairs, timeout_s=self.call_timeout_s)
-        except TimeoutError as error:
-            longest = max((len(t) for pair in pairs for t in pair), default=0)
-            raise ScorerTimeoutError(
-                f"{self.name}: scoring {len(pairs)} pair(s) (longest text {longest} chars) took more than "
-                f"call_timeout_s={self.call_timeout_s:g} s: {error}. Raise it with the report_call_timeout_s "
-                "reward kwarg (0 = no limit) if this machine is just slow."
-            ) from error
-        return [
-            self._pair_error(i, pairs, outcome) if isinstance(outcome, BaseException) else outcome
-            for i, outcome in enumerate(outcomes)
-        ]
+        finish = self._batcher.start_each(pairs, timeout_s=self.call_timeout_s)
+
+        def wait() -> list[dict[str, float] | ScorerError]:
+            try:
+                outcomes = finish()
+            except TimeoutError as error:
+                longest = max((len(t) for pair in pairs for t in pair), default=0)
+                raise ScorerTimeoutError(
+                    f"{self.name}: scoring {len(pairs)} pair(s) (longest text {longest} chars) took more than "
+                    f"call_timeout_s={self.call_timeout_s:g} s: {error}. Raise it with the report_call_timeout_s "
+                    "reward kwarg (0 = no limit) if this machine is just slow."
+                ) from error
+            return [
+                self._pair_error(i, pairs, outcome) if isinstance(outcome, BaseException) else outcome
+                for i, outcome in enumerate(outcomes)
+            ]
+
+        return wait
 
     def _pair_error(self, index: int, pairs: list[tuple[str, str]], error: BaseException) -> ScorerError:
         hyp, ref = pairs[index]

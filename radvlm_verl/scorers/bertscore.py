@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
+from radvlm_verl.scorers.packing import can_pack, packed_hidden_states
 from radvlm_verl.scorers.tokenizer_compat import bertscore_tokenizer
 from radvlm_verl.scorers.weights import resolve_weight
 
@@ -144,6 +145,7 @@ class BERTScoreScorer(BatchedPairScorer):
         self._embeddings: TextCache[tuple] = TextCache(cache_size)  # per text: (embedding, idf weights)
         self._batch_size = int(batch_size)
         self._padding_allowance = padding_allowance(self._scorer._model)
+        self._packable = can_pack(self._scorer._model)
         self._lock = threading.Lock()
 
     def _compute(self, pairs: list[tuple[str, str]]) -> list[float]:
@@ -176,20 +178,29 @@ class BERTScoreScorer(BatchedPairScorer):
         return [float(x) for x in scores.tolist()]
 
     def _embed(self, texts: list[str]) -> list[tuple]:
-        """bert_score's per-text ``(embedding, idf weights)`` (:func:`get_bert_embedding` on groups of similar length)."""
+        """bert_score's per-text ``(embedding, idf weights)``: its tokens and idf weights, the model run on
+        packed texts (or, for a model that takes no position ids, :func:`get_bert_embedding` on groups of
+        similar length)."""
         from collections import defaultdict
 
-        from bert_score.utils import get_bert_embedding
+        import torch
+        from bert_score.utils import get_bert_embedding, sent_encode
 
         tokenizer = self._scorer._tokenizer
         idf_dict = defaultdict(lambda: 1.0)  # BERTScorer.score with idf=False
         idf_dict[tokenizer.sep_token_id] = 0
         idf_dict[tokenizer.cls_token_id] = 0
-        # texts of similar length (in words, bert_score's own sort key) share a forward: little padding
         unique = list(dict.fromkeys(texts))
+        stats = {}
+        if self._packable:  # packed, not padded: no arithmetic on padding (scorers/packing.py)
+            ids = [sent_encode(tokenizer, text) for text in unique]  # bert_score's tokens (collate_idf)
+            hidden = packed_hidden_states(self._scorer._model, ids)
+            for text, sequence, states in zip(unique, ids, hidden, strict=True):
+                stats[text] = (states.cpu(), torch.tensor([idf_dict[i] for i in sequence], dtype=torch.float))
+            return [stats[t] for t in texts]
+        # texts of similar length (in words, bert_score's own sort key) share a forward: little padding
         groups = length_groups([(len(t.split(" ")),) for t in unique], self._batch_size,
                                max_padded=(self._batch_size * 512,), min_padded=self._padding_allowance)
-        stats = {}
         for group in groups:
             batch = [unique[i] for i in group]
             embs, masks, idf = get_bert_embedding(batch, self._scorer._model, tokenizer, idf_dict,

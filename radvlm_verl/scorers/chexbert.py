@@ -31,7 +31,8 @@ import numpy as np
 
 from radvlm_verl.metrics.chexbert_f1 import binary_labels, chexbert_pair_f1, cosine_similarity
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
-from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
+from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache
+from radvlm_verl.scorers.packing import packed_hidden_states
 from radvlm_verl.scorers.weights import resolve_weight
 
 CHEXBERT_KEYS = ("chexbert_label_f1", "chexbert_semb")
@@ -60,7 +61,11 @@ def build_chexbert_module(config: Any):
 
         def forward(self, input_ids, attention_mask):
             cls = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0][:, 0, :]
-            return cls, [head(cls) for head in self.linear_heads]
+            return cls, self.classify(cls)
+
+        def classify(self, cls):
+            """The 14 heads' logits from the [CLS] hidden states."""
+            return [head(cls) for head in self.linear_heads]
 
     return CheXbertNet()
 
@@ -134,7 +139,6 @@ class CheXbertScorer(BatchedPairScorer):
             raise ScorerError(f"{str(checkpoint_path)!r}: shape mismatch with {str(encoder_dir)!r}: {error}") from error
         self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
-        self._padding_allowance = padding_allowance(self.model)
         self.batch_size = int(batch_size)
         self.zero_division = float(zero_division)
         self._encoded: TextCache[tuple[tuple[int, ...], np.ndarray]] = TextCache(cache_size)
@@ -151,27 +155,20 @@ class CheXbertScorer(BatchedPairScorer):
         import torch
 
         ids = [self.token_ids(t) for t in texts]
-        out: list[Any] = [None] * len(ids)
-        pad = self.tokenizer.pad_token_id or 0
-        # similar lengths share a forward, so that little of it is padding
-        groups = length_groups([(len(i),) for i in ids], self.batch_size, max_padded=(self.batch_size * MAX_IDS,),
-                               min_padded=self._padding_allowance)
+        out: list[Any] = []
         with torch.inference_mode():
-            for chunk in groups:
-                width = max(len(ids[i]) for i in chunk)
-                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
-                    mask[row, : len(ids[i])] = 1
+            # packed, not padded: no arithmetic on padding (scorers/packing.py); [CLS] opens each report
+            for start in range(0, len(ids), self.batch_size):
+                chunk = ids[start : start + self.batch_size]
                 try:
-                    cls, logits = self.model(input_ids.to(self.device), mask.to(self.device))
+                    hidden = packed_hidden_states(self.model.bert, chunk)
+                    cls = torch.stack([h[0] for h in hidden])
+                    logits = self.model.classify(cls)
                 except Exception as error:
                     raise ScorerError(f"CheXbert forward failed on {len(chunk)} reports: {error!r}") from error
                 classes = torch.stack([head.argmax(dim=1) for head in logits], dim=1).cpu().numpy()
                 embeddings = cls.float().cpu().numpy()
-                for row, i in enumerate(chunk):
-                    out[i] = (tuple(int(c) for c in classes[row]), embeddings[row].copy())
+                out.extend((tuple(int(c) for c in classes[row]), embeddings[row].copy()) for row in range(len(chunk)))
         return out
 
     def encode(self, texts: list[str]) -> list[tuple[tuple[int, ...], np.ndarray]]:

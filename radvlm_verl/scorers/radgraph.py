@@ -52,6 +52,7 @@ from typing import Any
 from radvlm_verl.metrics.radgraph_f1 import combined_of_sets, entity_relation_sets, f1_levels_of_sets, level_sets
 from radvlm_verl.scorers.registry import ScorerError, default_device, register_scorer
 from radvlm_verl.scorers.batching import BatchedPairScorer, TextCache, length_groups, padding_allowance
+from radvlm_verl.scorers.packing import packed_hidden_states
 from radvlm_verl.scorers.tokenizer_compat import special_tokens_around
 from radvlm_verl.scorers.weights import (
     RADGRAPH_MODEL_FILES,
@@ -189,6 +190,10 @@ def local_encoder_view(cache_root: Path, model_type: str):
                 (view_model / entry.name).symlink_to(entry.resolve())
         (view_model / "config.json").write_text(json.dumps(config), encoding="utf-8")
         yield Path(view)
+
+
+# what a word-piece TextField carries (radgraph's mismatched indexer); anything else: the embedder's own path
+_PIECE_INPUTS = {"token_ids", "mask", "type_ids", "offsets", "wordpiece_mask", "segment_concat_mask"}
 
 
 def _pieces(field) -> int:
@@ -350,7 +355,9 @@ class RadGraphScorer(BatchedPairScorer):
         (dataset,) = datasets
         tensors = batch_to_device(self._tensors_batch(documents, fields), self.model.device)
         text = tensors["text"]
-        text_embeddings = model._embedder(text, num_wrapping_dims=1).squeeze(0)
+        text_embeddings = self._word_embeddings(text) if len(documents) > 1 else None
+        if text_embeddings is None:  # one report: the embedder itself, for radgraph's exact floats
+            text_embeddings = model._embedder(text, num_wrapping_dims=1).squeeze(0)
         text_mask = util.get_text_field_mask(text, num_wrapping_dims=1).float().squeeze(0)
         sentence_lengths = text_mask.sum(dim=1).long()
         spans = tensors["spans"].squeeze(0)
@@ -393,6 +400,43 @@ class RadGraphScorer(BatchedPairScorer):
             predictions.append({"sentences": document["sentences"], "predicted_ner": [ner],
                                 "predicted_relations": [relations]})
         return predictions
+
+    def _word_embeddings(self, text: dict) -> Any:
+        """The embedder's word vectors ``[reports, words, hidden]``, its encoder run on packed word pieces.
+
+        The encoder sees each report's pieces packed with the others' (:mod:`~radvlm_verl.scorers.packing`:
+        no arithmetic on padding); each word's vector is then the mean of its pieces' vectors, the
+        pooling step of allennlp's ``PretrainedTransformerMismatchedEmbedder``. None when the embedder
+        does more than that (several token embedders, a scalar mix, type ids, pieces past the
+        encoder's length): the caller then runs the embedder itself.
+        """
+        import torch
+        from radgraph.allennlp.nn import util
+
+        embedders = self.model.model._embedder._token_embedders
+        if len(embedders) != 1 or len(text) != 1:
+            return None
+        ((name, mismatched),) = embedders.items()
+        matched = getattr(mismatched, "_matched_embedder", None)
+        inputs = {key: tensor.squeeze(0) for key, tensor in text[name].items()}  # [reports, ...]
+        if (matched is None or matched._scalar_mix is not None or set(inputs) - _PIECE_INPUTS
+                or ("type_ids" in inputs and bool(inputs["type_ids"].any()))):
+            return None
+        lengths = inputs["wordpiece_mask"].sum(dim=1).tolist()
+        limit = matched._max_length or matched.transformer_model.config.max_position_embeddings
+        if max(lengths) > limit:
+            return None
+        sequences = [inputs["token_ids"][row, :n].tolist() for row, n in enumerate(lengths)]
+        pieces = torch.nn.utils.rnn.pad_sequence(packed_hidden_states(matched.transformer_model, sequences),
+                                                 batch_first=True)
+        # the mismatched embedder's pooling: each word is the mean of its pieces (allennlp's steps)
+        span_embeddings, span_mask = util.batched_span_select(pieces.contiguous(), inputs["offsets"])
+        span_mask = span_mask.unsqueeze(-1)
+        span_embeddings *= span_mask
+        span_lengths = span_mask.sum(2)
+        words = span_embeddings.sum(2) / torch.clamp_min(span_lengths, 1)
+        words[(span_lengths == 0).expand(words.shape)] = 0
+        return words
 
     def _fields(self, document: dict) -> tuple[Any, list[tuple[int, int]]]:
         """The indexed ``TextField`` of a one-sentence document's normalised words, and its enumerated spans."""

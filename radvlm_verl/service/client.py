@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from radvlm_verl.scorers import registry
@@ -253,18 +253,30 @@ class RemoteScorer:
         ``ready_timeout_s`` (a restart loads the model again). Timeouts and scorer errors use up
         ``max_retries``; a replica dead for good is skipped.
         """
+        return self.start_pairs(hyps, refs)()
+
+    def start_pairs(self, hyps: list[str], refs: list[str]) -> Callable[[], list[dict[str, float]]]:
+        """Queue the pairs now; the returned function waits and gives :meth:`score_pairs`'s result (or raises).
+
+        Call the returned function in the thread whose statistics context should see the call.
+        """
         if len(hyps) != len(refs):
             raise ValueError(f"{self.name}: {len(hyps)} hypotheses but {len(refs)} references")
         if not hyps:
-            return []
-        outcomes = self._coalescer().submit_each(list(zip(map(str, hyps), map(str, refs), strict=True)))
-        failure = first_failure(outcomes)
-        if failure is None:
-            record_call(self.name, outcomes[0][1])  # here: the caller's statistics context, not the sender's
-            return [score for score, _ in outcomes]
-        if isinstance(failure, ServiceError):  # the shared call failed after all its attempts
-            raise failure
-        return self._call("score", list(hyps), list(refs))  # a pair of this caller failed: retry it alone
+            return list
+        finish = self._coalescer().start_each(list(zip(map(str, hyps), map(str, refs), strict=True)))
+
+        def wait() -> list[dict[str, float]]:
+            outcomes = finish()
+            failure = first_failure(outcomes)
+            if failure is None:
+                record_call(self.name, outcomes[0][1])  # the caller's statistics context, not the sender's
+                return [score for score, _ in outcomes]
+            if isinstance(failure, ServiceError):  # the shared call failed after all its attempts
+                raise failure
+            return self._call("score", list(hyps), list(refs))  # a pair of this caller failed: retry it alone
+
+        return wait
 
     def _coalescer(self) -> MicroBatcher:
         """One of the batchers that send this process's waiting pairs together (one per replica)."""

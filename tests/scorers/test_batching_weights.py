@@ -206,10 +206,13 @@ def test_length_groups_cover_every_item_once_within_their_bounds(seed):
         for d in range(2):
             padded = len(group) * max(sizes[i][d] for i in group)
             assert padded <= max_padded[d]
-            # the last item joined a group that cost less than min_padded, or padding stays bounded
+            # the last item joined a group that cost less than min_padded, or fewer than min_padded
+            # tokens were left to place, or padding stays bounded
             before = group[:-1]
             small = len(before) * max(sizes[i][0] for i in before) < min_padded
-            assert small or padded <= max_padding * sum(sizes[i][d] for i in group)
+            placed = {i for g in groups[: groups.index(group)] for i in g} | set(before)
+            few_left = sum(max(sizes[i][0], 1) for i in range(len(sizes)) if i not in placed) < min_padded
+            assert small or few_left or padded <= max_padding * sum(sizes[i][d] for i in group)
 
 
 def test_length_groups_put_similar_lengths_together():
@@ -218,5 +221,9 @@ def test_length_groups_put_similar_lengths_together():
     sizes = [(n,) for n in (100, 10, 100, 10, 100, 10, 400)]
     assert length_groups(sizes, max_items=8, max_padded=(10_000,), min_padded=0) == [[1, 3, 5], [0, 2, 4], [6]]
     assert length_groups(sizes, max_items=2, max_padded=(10_000,), min_padded=0) == [[1, 3], [5], [0, 2], [4], [6]]
-    # below min_padded, tiny items go together whatever the padding ratio
+    # below min_padded, tiny items go together whatever the padding ratio, and so does a small remainder
     assert length_groups([(1,), (9,)], max_items=8, max_padded=(100,), min_padded=256) == [[0, 1]]
+    assert length_groups([(20,)] * 15 + [(40,)], max_items=32, max_padded=(10_000,), min_padded=256) == [
+        list(range(16))]
+    assert length_groups([(20,)] * 15 + [(40,)] * 7, max_items=32, max_padded=(10_000,), min_padded=256) == [
+        list(range(15)), list(range(15, 22))]
