@@ -1,11 +1,11 @@
-"""Padding-free encoder forwards: several token sequences packed into one row, attending only to themselves.
+"""Padding-free encoder forwards: several token sequences packed into rows, each attending only to itself.
 
 A batch padded to its longest text spends most of its arithmetic on padding when lengths differ
 (a group of 11 reports of 13 to 34 tokens: 40% of the rows), and splitting it into groups of similar
 length makes the matrix products small and slow on a CPU. Packing concatenates the sequences into rows
-of up to ``pack_tokens`` tokens; a block-diagonal attention mask keeps each sequence to itself and
-position ids restart at each sequence, so every sequence gets the hidden states of its own unpadded
-forward, up to float rounding (other matrix shapes; about 1e-5 on a 12-layer BERT-base, the size
+of up to ``pack_tokens`` tokens (on a GPU several rows per forward, so that it still gets wide batches); a
+block-diagonal attention mask keeps each sequence to itself and position ids restart at each
+sequence, so every sequence gets the hidden states of its own unpadded forward, up to float rounding (other matrix shapes; about 1e-5 on a 12-layer BERT-base, the size
 of the differences between batch compositions).
 
 For transformers encoders with absolute positions that take ``position_ids`` (BERT, DistilBERT,
@@ -29,6 +29,9 @@ from __future__ import annotations
 from typing import Any
 
 PACK_TOKENS = 512
+# packs per forward on a GPU: a few thousand tokens, whose attention scores stay within a few hundred MB.
+# A CPU runs one pack per forward: 512 rows already keep it busy, and a shorter last pack would be padded.
+PACKS_PER_FORWARD = 8
 
 
 def packs(lengths: list[int], pack_tokens: int = PACK_TOKENS) -> list[list[int]]:
@@ -68,11 +71,13 @@ def first_position(encoder: Any) -> int:
     return 0 if padding_idx is None else int(padding_idx) + 1
 
 
-def packed_hidden_states(encoder: Any, sequences: list[list[int]], pack_tokens: int = PACK_TOKENS) -> list[Any]:
+def packed_hidden_states(encoder: Any, sequences: list[list[int]], pack_tokens: int = PACK_TOKENS,
+                         packs_per_forward: int | None = None) -> list[Any]:
     """The last hidden states (``[len(sequence), hidden]``) of each token-id sequence, from packed forwards.
 
     ``encoder`` is a transformers encoder taking ``input_ids``, ``position_ids`` and a 4-D additive
     ``attention_mask`` (:func:`can_pack`); each sequence is complete (special tokens included).
+    ``packs_per_forward``: rows of one forward (default: 1 on a CPU, :data:`PACKS_PER_FORWARD` on a GPU).
     """
     import torch
 
@@ -80,16 +85,30 @@ def packed_hidden_states(encoder: Any, sequences: list[list[int]], pack_tokens: 
     dtype = next(encoder.parameters()).dtype
     start_position = first_position(encoder)
     out: list[Any] = [None] * len(sequences)
-    for pack in packs([len(s) for s in sequences], pack_tokens):
-        ids = torch.tensor([t for i in pack for t in sequences[i]], dtype=torch.long, device=device)
-        positions = torch.cat([torch.arange(len(sequences[i]), device=device) for i in pack]) + start_position
-        owner = torch.cat([torch.full((len(sequences[i]),), k, device=device) for k, i in enumerate(pack)])
-        blocked = owner[:, None] != owner[None, :]
+    groups = packs([len(s) for s in sequences], pack_tokens)
+    per_forward = packs_per_forward or (1 if device.type == "cpu" else PACKS_PER_FORWARD)
+    for first in range(0, len(groups), per_forward):
+        rows = groups[first : first + per_forward]
+        width = max(sum(len(sequences[i]) for i in row) for row in rows)
+        ids = torch.zeros((len(rows), width), dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        owner = torch.full((len(rows), width), -1, dtype=torch.long)  # -1: the row's padding
+        for r, row in enumerate(rows):
+            start = 0
+            for k, i in enumerate(row):
+                n = len(sequences[i])
+                ids[r, start : start + n] = torch.tensor(sequences[i], dtype=torch.long)
+                positions[r, start : start + n] = torch.arange(n) + start_position
+                owner[r, start : start + n] = k
+                start += n
+        owner = owner.to(device)
+        blocked = owner[:, :, None] != owner[:, None, :]  # a token sees its own sequence only
         mask = torch.zeros(blocked.shape, dtype=dtype, device=device).masked_fill_(blocked, torch.finfo(dtype).min)
-        hidden = encoder(input_ids=ids[None], position_ids=positions[None],
-                         attention_mask=mask[None, None]).last_hidden_state[0]
-        start = 0
-        for i in pack:
-            out[i] = hidden[start : start + len(sequences[i])]
-            start += len(sequences[i])
+        hidden = encoder(input_ids=ids.to(device), position_ids=positions.to(device),
+                         attention_mask=mask[:, None]).last_hidden_state
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                out[i] = hidden[r, start : start + len(sequences[i])]
+                start += len(sequences[i])
     return out

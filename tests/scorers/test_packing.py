@@ -30,8 +30,9 @@ def tiny(kind):
     return RobertaModel(RobertaConfig(**shape, pad_token_id=1)).eval()
 
 
+@pytest.mark.parametrize("packs_per_forward", [None, 3])  # a CPU's one pack per forward; a GPU's several rows
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
-def test_packed_states_equal_each_sequence_alone(kind):
+def test_packed_states_equal_each_sequence_alone(kind, packs_per_forward):
     import torch
 
     model = tiny(kind)
@@ -39,7 +40,7 @@ def test_packed_states_equal_each_sequence_alone(kind):
     rng = random.Random(1)
     sequences = [[0] + [rng.randrange(3, 60) for _ in range(rng.randint(0, 40))] + [2] for _ in range(25)]
     with torch.inference_mode():
-        packed = packed_hidden_states(model, sequences, pack_tokens=96)
+        packed = packed_hidden_states(model, sequences, pack_tokens=96, packs_per_forward=packs_per_forward)
         alone = [model(input_ids=torch.tensor([s])).last_hidden_state[0] for s in sequences]
     for got, expected in zip(packed, alone, strict=True):
         assert got.shape == expected.shape
