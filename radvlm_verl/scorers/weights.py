@@ -303,16 +303,21 @@ def read_manifest(weights_dir: str | os.PathLike) -> dict[str, dict]:
 def record_manifest_entry(weights_dir: str | os.PathLike, key: str, entry: dict) -> Path:
     """Add or replace one entry of the manifest (written atomically); returns the manifest's path.
 
-    The manifest is read again just before writing, so entries written meanwhile by another fetch
-    are kept. An unreadable manifest is replaced.
+    Reading, adding and writing hold an exclusive lock on ``.weights-manifest.json.lock``, so fetches
+    running at once (threads or processes, e.g. one per node into a shared directory) each keep
+    the others' entries. An unreadable manifest is replaced.
     """
-    try:
-        entries = read_manifest(weights_dir)
-    except ValueError:
-        entries = {}
-    entries[key] = entry
-    text = json.dumps({"format": MANIFEST_FORMAT, "entries": dict(sorted(entries.items()))}, indent=1)
-    return write_text_atomic(Path(weights_dir) / MANIFEST_NAME, text + "\n")
+    import fcntl
+
+    with open(Path(weights_dir) / f".{MANIFEST_NAME}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            entries = read_manifest(weights_dir)
+        except ValueError:
+            entries = {}
+        entries[key] = entry
+        text = json.dumps({"format": MANIFEST_FORMAT, "entries": dict(sorted(entries.items()))}, indent=1)
+        return write_text_atomic(Path(weights_dir) / MANIFEST_NAME, text + "\n")
 
 
 def entry_problems(weights_dir: str | os.PathLike, entry: dict) -> list[str]:
