@@ -47,15 +47,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import importlib
 import json
 import math
-import os
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -63,7 +59,7 @@ from radvlm_verl.core.thinking import as_bool, extract_answer
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.radcliq import RADCLIQ_REWARD_FLOOR, radcliq_v1
 from radvlm_verl.metrics.radgraph_f1 import RADGRAPH_LEVELS
-from radvlm_verl.scorers.registry import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer
+from radvlm_verl.scorers.registry import SCORER_FACTORIES, PairScorer, ScorerError, get_scorer, start_pairs
 
 # An in-process scoring call that takes longer than this is a hung model or a pathological text.
 DEFAULT_CALL_TIMEOUT_S = 300.0
@@ -216,36 +212,13 @@ def _chexbert_semb_batch(hyps, refs, options):
     return [{"chexbert_semb": s["chexbert_semb"]} for s in options.chexbert().score_pairs(hyps, refs)]
 
 
-_SIDE_POOL: tuple[int, ThreadPoolExecutor] | None = None
-_SIDE_POOL_LOCK = threading.Lock()
-
-
-def _side_pool() -> ThreadPoolExecutor:
-    """The process's pool for RadCliQ's side calls (kept: starting threads per sample cost more than scoring
-    a cached sample); a new one after a fork, whose child has none of the parent's threads."""
-    global _SIDE_POOL
-    with _SIDE_POOL_LOCK:
-        if _SIDE_POOL is None or _SIDE_POOL[0] != os.getpid():
-            _SIDE_POOL = (os.getpid(), ThreadPoolExecutor(max_workers=128, thread_name_prefix="radcliq"))
-        return _SIDE_POOL[1]
-
-
 def _radcliq_batch(hyps, refs, options):
-    # The three scorers are independent: run them at once, so a sample waits for the slowest, not the sum
-    # (matters most when they are remote service calls). Scorers that can queue a call and wait later
-    # (start_pairs) need no thread; others run in the shared pool, each in a copy of this context so
-    # that the service's per-sample call figures (collect_call_stats) still see its calls.
+    # The three scorers are independent: queue on all of them, then wait, so a sample waits for the
+    # slowest, not the sum (matters most when they are remote service calls). The waits run in this
+    # thread, so the service's per-sample call figures (collect_call_stats) see every call.
     scorers = (options.radgraph(options.radcliq_radgraph), options.bertscore("radcliq"), options.chexbert())
-    if all(hasattr(scorer, "start_pairs") for scorer in scorers):
-        finishes = [scorer.start_pairs(hyps, refs) for scorer in scorers]
-        graphs, berts, chex = (finish() for finish in finishes)
-    else:
-        pool = _side_pool()
-        side = [pool.submit(contextvars.copy_context().run, scorer.score_pairs, hyps, refs) for scorer in scorers[1:]]
-        try:
-            graphs = scorers[0].score_pairs(hyps, refs)
-        finally:
-            berts, chex = (future.result() for future in side)  # waited for even when RadGraph failed
+    finishes = [start_pairs(scorer, hyps, refs) for scorer in scorers]
+    graphs, berts, chex = (finish() for finish in finishes)
     out = []
     for h, r, g, b, c in zip(hyps, refs, graphs, berts, chex, strict=True):
         features = {

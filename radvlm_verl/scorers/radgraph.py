@@ -14,7 +14,8 @@ same output): radgraph's post-processing costs entities × relations per text an
 1,700-char input, this one is linear. The model runs through :meth:`RadGraphScorer._predict_batch`:
 ``DyGIE.forward``'s own tensor steps without its data loader, deep copies and per-pair Python
 decoding, with the reports as the padded sentences of one DyGIE document (inputs equal to allennlp's
-collation of such a document; each report keeps its own relation candidates). One report per forward
+collation of such a document; each report keeps its own relation candidates; the word-piece encoder
+runs on the reports packed without padding, :mod:`~radvlm_verl.scorers.packing`). One report per forward
 gives radgraph's own annotation (tested against radgraph's path, which stays the fallback). Several
 per forward move the floats by padding and matrix-shape rounding (about 1e-4 on a 12-layer encoder),
 as radgraph's own path does between thread counts: on the tiny test models no annotation changes; on

@@ -58,6 +58,19 @@ class PairScorer(Protocol):
     def score_pairs(self, hyps: list[str], refs: list[str]) -> list[dict[str, float]]: ...
 
 
+def start_pairs(scorer: PairScorer, hyps: list[str], refs: list[str]) -> Callable[[], list[dict[str, float]]]:
+    """Queue a call of ``scorer`` now; the returned function waits for it and gives ``score_pairs``'s result.
+
+    The project's scorers and the service's remote scorer queue at once (their ``start_pairs``), so
+    calls started on several scorers run together without a thread each; any other scorer is
+    called when the function is.
+    """
+    own = getattr(scorer, "start_pairs", None)
+    if own is not None:
+        return own(hyps, refs)
+    return lambda: scorer.score_pairs(hyps, refs)
+
+
 def default_device() -> str:
     """Where a scorer runs when its config names no device: a GPU only if this process owns one.
 
