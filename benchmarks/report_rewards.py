@@ -41,7 +41,11 @@ def main() -> int:
     parser.add_argument("--rewards", default="rouge_l,gleu,bleu,chexbert,chexbert_semb,bertscore,radgraph,radcliq")
     parser.add_argument("--tiny", action="store_true", help="use tiny random models even if weights are set")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-weights-") as scratch:  # the stand-in models go with it
+        return run_benchmark(args, scratch)
 
+
+def run_benchmark(args: argparse.Namespace, scratch: str) -> int:
     from radvlm_verl.rewards import compute_score
     from radvlm_verl.scorers.registry import clear_scorers
 
@@ -49,7 +53,7 @@ def main() -> int:
     if args.tiny or not os.environ.get("RADVLM_VERL_WEIGHTS"):
         from radvlm_verl.testing.report_models import build_report_weights
 
-        root = build_report_weights(tempfile.mkdtemp(prefix="bench-weights-"), seed=0)
+        root = build_report_weights(scratch, seed=0)
         kwargs.update(report_weights_dir=str(root), report_bertscore_num_layers=1)
         print("models: tiny random stand-ins (plumbing cost only)")
     else:

@@ -186,27 +186,28 @@ def main() -> int:
     has_radgraph = importlib.util.find_spec("radgraph") is not None
     reward = args.reward or ("radcliq" if has_radgraph else "chexbert_semb")
     device = "cuda" if args.num_gpus > 0 else "cpu"
-    tmp = None
-    if args.weights_dir:
-        weights_dir = Path(args.weights_dir)
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="rv_bench_"))
-        started = time.perf_counter()
-        weights_dir = build_weights(tmp, args.real_geometry, with_radgraph=has_radgraph and "rad" in reward)
-        print(f"built {'real-geometry' if args.real_geometry else 'tiny'} random-weight models in "
-              f"{time.perf_counter() - started:.1f} s")
-    reward_kwargs = {"report_reward": reward, "report_weights_dir": str(weights_dir), "report_device": device}
-    if not args.weights_dir and not args.real_geometry:
-        reward_kwargs["report_bertscore_num_layers"] = 2  # the tiny encoders have 2 layers
-
-    pairs = make_rollouts(args.rollouts, args.group, args.seed)
-    ray.init(include_dashboard=False, log_to_driver=False, _temp_dir=tempfile.mkdtemp(prefix="rv_ray_"),
-             num_cpus=os.cpu_count())
-    print(f"reward={reward} rollouts={len(pairs)} groups={math.ceil(len(pairs) / args.group)}x{args.group} "
-          f"replicas={args.replicas} clients={args.clients} num_cpus={args.num_cpus} num_gpus={args.num_gpus} "
-          f"cpus={os.cpu_count()} torch={torch.__version__} cuda={torch.cuda.is_available()}")
+    # the stand-in models (1.4 GB at real sizes) and Ray's session files go with the run, however it ends
+    scratch = Path(tempfile.mkdtemp(prefix="rv_bench_"))
     runs: dict[str, list[tuple[list[float], float]]] = {}
     try:
+        if args.weights_dir:
+            weights_dir = Path(args.weights_dir)
+        else:
+            started = time.perf_counter()
+            weights_dir = build_weights(scratch / "weights", args.real_geometry,
+                                        with_radgraph=has_radgraph and "rad" in reward)
+            print(f"built {'real-geometry' if args.real_geometry else 'tiny'} random-weight models in "
+                  f"{time.perf_counter() - started:.1f} s")
+        reward_kwargs = {"report_reward": reward, "report_weights_dir": str(weights_dir), "report_device": device}
+        if not args.weights_dir and not args.real_geometry:
+            reward_kwargs["report_bertscore_num_layers"] = 2  # the tiny encoders have 2 layers
+
+        pairs = make_rollouts(args.rollouts, args.group, args.seed)
+        ray.init(include_dashboard=False, log_to_driver=False, _temp_dir=str(scratch / "ray"),
+                 num_cpus=os.cpu_count())
+        print(f"reward={reward} rollouts={len(pairs)} groups={math.ceil(len(pairs) / args.group)}x{args.group} "
+              f"replicas={args.replicas} clients={args.clients} num_cpus={args.num_cpus} num_gpus={args.num_gpus} "
+              f"cpus={os.cpu_count()} torch={torch.__version__} cuda={torch.cuda.is_available()}")
         for repeat in range(args.repeats):  # alternated, so that every mode sees the machine's drift
             runs.setdefault("(a) pair servers, no cache", []).append(
                 bench_pair_servers(ray, pairs, reward_kwargs, args, cache=False))
@@ -218,8 +219,7 @@ def main() -> int:
             print(f"repeat {repeat + 1}: " + ", ".join(f"{mode.split()[0]} {r[-1][1]:.2f} s" for mode, r in runs.items()))
     finally:
         ray.shutdown()
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
     medians = {mode: statistics.median(seconds for _, seconds in r) for mode, r in runs.items()}
     print(f"{'mode':28s} {'median s':>9s} {'pairs/s':>9s}   per repeat (s)")

@@ -107,6 +107,18 @@ def _with_result_check(fn: Callable) -> Callable:
     return score
 
 
+def _is_verls_default(fn: Callable) -> bool:
+    """Whether ``fn`` is verl's built-in ``default_compute_score``, bare or bound to keywords.
+
+    verl passes it bound (``functools.partial``) to its sandbox-fusion settings whenever
+    ``reward.sandbox_fusion.url`` is set; those only serve verl's code datasets, so such a manager
+    still scores with our rewards.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn is default_compute_score
+
+
 def _one_row(value: Any) -> np.ndarray:
     column = np.empty(1, dtype=object)
     column[0] = value
@@ -126,7 +138,7 @@ class RadVLMRewardManager(NaiveRewardManager):
         reward_model_tokenizer=None,
         **kwargs: Any,
     ):
-        self.uses_builtin = compute_score is None or compute_score is default_compute_score
+        self.uses_builtin = compute_score is None or _is_verls_default(compute_score)
         if self.uses_builtin:
             reward_cfg = config.get("reward", {}) if hasattr(config, "get") else {}
             reward_kwargs = reward_cfg.get("reward_kwargs", None) if reward_cfg is not None else None

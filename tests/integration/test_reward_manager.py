@@ -84,6 +84,19 @@ async def test_our_function_loaded_by_verl_keeps_one_key_set(tokenizer, path):
     assert results[0]["reward_score"] == 1.0
 
 
+async def test_verls_loader_with_a_sandbox_url_still_scores_with_our_rewards(tokenizer):
+    """verl binds its default function to the sandbox settings when a sandbox URL is set (a partial)."""
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    config = compose_config("grpo_report", ["reward.reward_kwargs.report_reward=gleu", "data.train_files=x",
+                                            "data.val_files=x", "reward.sandbox_fusion.url=http://127.0.0.1:9",
+                                            "reward.sandbox_fusion.max_concurrent=1"])
+    manager = load_reward_manager(config, tokenizer)
+    assert isinstance(manager, RadVLMRewardManager) and manager.uses_builtin
+    out = await manager.run_single(make_reward_batch(tokenizer, [_row()], [REF]))
+    assert out["reward_score"] == 1.0 and list(out["reward_extra_info"]) == result_keys(report_reward="gleu")
+
+
 def test_foreign_functions_have_no_key_set():
     import functools
 

@@ -201,15 +201,14 @@ def test_concurrent_calls_are_batched(kw):
     assert [r["score"] for r in results] == pytest.approx(singles)
 
 
-async def test_radvlm_reward_manager_scores_every_reward(kw):
+async def test_radvlm_reward_manager_scores_every_reward(kw, tmp_path):
     from transformers import AutoTokenizer
 
     from radvlm_verl.integration.reward_loop import compose_config, make_reward_batch
     from radvlm_verl.integration.reward_manager import RadVLMRewardManager
     from radvlm_verl.testing.tiny import build_tiny_tokenizer
-    import tempfile
 
-    tokenizer = AutoTokenizer.from_pretrained(build_tiny_tokenizer(tempfile.mkdtemp()))
+    tokenizer = AutoTokenizer.from_pretrained(build_tiny_tokenizer(tmp_path))
     weights = dict.fromkeys(ALL_REWARDS, 1.0 / len(ALL_REWARDS))
     overrides = ["data.train_files=x", "data.val_files=x", "~reward.reward_kwargs.report_reward"]
     overrides += [f"+reward.reward_kwargs.{k}={v}" for k, v in kw.items()]
