@@ -19,7 +19,6 @@ line; the output is written atomically (a temporary file renamed into place).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from radvlm_verl.core.atomic_files import atomic_path
+from radvlm_verl.core.jsonl import read_jsonl
 from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.templates import THINKING_SUFFIX
 
@@ -34,28 +34,19 @@ from radvlm_verl.templates import THINKING_SUFFIX
 def read_traces(path: Path) -> dict[str, str]:
     """``id -> trace``; raises ``ValueError`` naming the line of a malformed or unusable trace."""
     traces: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not JSON ({exc})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str | int) \
-                    or not isinstance(record.get("response"), str):
-                raise ValueError(f'{where}: expected {{"id": ..., "response": "..."}}')
-            row_id, response = str(record["id"]), record["response"].strip()
-            if not extract_answer(response, thinking=True):
-                raise ValueError(f"{where}: trace for id {row_id!r} has no '</think>' followed by an answer")
-            if row_id in traces:
-                raise ValueError(f"{where}: duplicate id {row_id!r}")
-            if not response.startswith("<think>"):
-                response = "<think>\n" + response
-            traces[row_id] = response
+    for where, record in read_jsonl(path):
+        if not isinstance(record.get("id"), str | int) or not isinstance(record.get("response"), str):
+            raise ValueError(f'{where}: expected {{"id": ..., "response": "..."}}')
+        row_id, response = str(record["id"]), record["response"].strip()
+        if not extract_answer(response, thinking=True):
+            raise ValueError(f"{where}: trace for id {row_id!r} has no '</think>' followed by an answer")
+        if row_id in traces:
+            raise ValueError(f"{where}: duplicate id {row_id!r}")
+        if not response.startswith("<think>"):
+            response = "<think>\n" + response
+        traces[row_id] = response
     if not traces:
-        raise ValueError(f"{path}: no traces")
+        raise ValueError(f"{str(path)!r}: no traces")
     return traces
 
 

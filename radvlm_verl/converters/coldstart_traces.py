@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.converters.rows import image_file
-from radvlm_verl.core.atomic_files import write_text_atomic
+from radvlm_verl.core.jsonl import read_jsonl, write_jsonl_atomic
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.scorers.openai_chat import Message, OpenAIChatClient, api_key_from_env
@@ -165,21 +165,11 @@ def read_existing(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not JSON ({error})") from None
-        if not isinstance(record, dict) or "id" not in record:
-            raise ValueError(f"{path}:{number}: expected a JSON object with an 'id'")
+    for where, record in read_jsonl(path):
+        if "id" not in record:
+            raise ValueError(f"{where}: a trace needs an 'id'")
         records.append(record)
     return records
-
-
-def write_traces(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def _row_ids(path: Path) -> list[str]:
@@ -266,7 +256,7 @@ def generate_traces(
                 bar.update(1)
                 bar.set_postfix(kept=counts.kept, rejected=sum(counts.rejected.values()), refresh=False)
             if flush_every and added_since_flush >= flush_every:
-                write_traces(out, records)
+                write_jsonl_atomic(out, records)
                 added_since_flush = 0
     finally:
         for future in pending:
@@ -274,7 +264,7 @@ def generate_traces(
         pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         if counts.kept or not out.exists():
-            write_traces(out, records)
+            write_jsonl_atomic(out, records)
     return counts
 
 

@@ -5,6 +5,8 @@
 - :mod:`~radvlm_verl.core.thinking`: the ``</think>`` answer split and the one rule that says
   whether a sample is scored in thinking mode;
 - :mod:`~radvlm_verl.core.atomic_files`: atomic file output (a temporary file renamed into place);
+- :mod:`~radvlm_verl.core.jsonl`: JSON Lines files (predictions, teacher traces): one reader that
+  names the bad line, one atomic writer;
 - :mod:`~radvlm_verl.core.ground_truth`: the ground-truth JSON of grounding rows (one writer, one reader).
 
 Nothing here imports the rest of ``radvlm_verl``, so every other package may import from it.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radvlm_verl.evaluation.predictions import write_jsonl_atomic
+from radvlm_verl.core.jsonl import write_jsonl_atomic
 
 
 @dataclass

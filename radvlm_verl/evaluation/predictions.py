@@ -18,7 +18,6 @@ Example (files written by the tests; not run as a doctest):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from radvlm_verl.core.atomic_files import write_text_atomic
+from radvlm_verl.core.jsonl import read_jsonl
 from radvlm_verl.core.thinking import is_thinking_sample
 
 # Columns of the frame returned by load_test_rows (one row per test sample).
@@ -105,17 +104,6 @@ def read_parquet_file(path: Path, what: str) -> pd.DataFrame:
         raise ValueError(f"{what} {str(path)!r} is not a readable parquet file: {exc}") from exc
 
 
-def _jsonl_line(raw: bytes, path: Path, line_no: int) -> str:
-    """One line of a JSONL file as text; a UTF-8 byte-order mark at the start is accepted."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{str(path)!r} line {line_no}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-        ) from None
-    return text.removeprefix("\ufeff") if line_no == 1 else text
-
-
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """``id`` and ``prediction`` columns from a ``.jsonl`` (or ``.parquet`` / ``.csv``) file.
 
@@ -144,24 +132,14 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         preds = pd.DataFrame({"id": frame["id"].astype(str), "prediction": frame["prediction"]})
     else:
         records = []
-        with open(path, "rb") as fh:
-            for line_no, raw in enumerate(fh, start=1):
-                line = _jsonl_line(raw, path, line_no)
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{str(path)!r} line {line_no}: not valid JSON ({error.msg})") from None
-                if not isinstance(record, dict):
-                    raise ValueError(f"{str(path)!r} line {line_no}: expected a JSON object, got {type(record).__name__}")
-                if "id" not in record or "prediction" not in record:
-                    raise ValueError(f"{str(path)!r} line {line_no}: needs keys 'id' and 'prediction', got {sorted(record)}")
-                if not isinstance(record["prediction"], str):
-                    raise ValueError(f"{str(path)!r} line {line_no}: 'prediction' must be a string")
-                if isinstance(record["id"], (dict, list)) or record["id"] is None:
-                    raise ValueError(f"{str(path)!r} line {line_no}: 'id' must be a string or a number")
-                records.append({"id": str(record["id"]), "prediction": record["prediction"]})
+        for where, record in read_jsonl(path):
+            if "id" not in record or "prediction" not in record:
+                raise ValueError(f"{where}: needs keys 'id' and 'prediction', got {sorted(record)}")
+            if not isinstance(record["prediction"], str):
+                raise ValueError(f"{where}: 'prediction' must be a string")
+            if isinstance(record["id"], (dict, list)) or record["id"] is None:
+                raise ValueError(f"{where}: 'id' must be a string or a number")
+            records.append({"id": str(record["id"]), "prediction": record["prediction"]})
         preds = pd.DataFrame(records, columns=["id", "prediction"])
     duplicated = preds["id"][preds["id"].duplicated()].unique()
     if len(duplicated):
@@ -186,8 +164,3 @@ def join_predictions(test: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFr
     joined = test.copy()
     joined["prediction"] = [by_id[i] for i in joined["id"]]
     return joined
-
-
-def write_jsonl_atomic(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
-    """Write records as JSON Lines atomically."""
-    return write_text_atomic(path, "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records))

@@ -18,8 +18,10 @@ from radvlm_verl.converters.coldstart_traces import (
     image_url,
     known_answer,
     question_text,
+    read_existing,
     trace_text,
 )
+from radvlm_verl.core.jsonl import write_jsonl_atomic
 from radvlm_verl.rewards import compute_score
 from radvlm_verl.scorers.openai_chat import OpenAIChatClient
 from radvlm_verl.testing.evaluation import write_test_parquet
@@ -206,7 +208,15 @@ def test_bad_inputs_exit_2_before_any_request(rows, tmp_path, capsys):
         assert run(path, server, tmp_path / "bad.jsonl") == 2
         assert server.requests == []
     err = capsys.readouterr().err
-    assert "['bleu9']" in err and "missing.parquet" in err and "bad.jsonl:1: not JSON" in err
+    assert "['bleu9']" in err and "missing.parquet" in err and "bad.jsonl' line 1: not valid JSON" in err
+
+
+def test_a_resumed_file_keeps_traces_with_unicode_line_separators(tmp_path):
+    """JSON keeps U+2028, U+0085 and U+001C raw inside strings; only a newline ends a trace line."""
+    traces = [{"id": "a", "response": "left\u2028base\x85opacity\x1c</think>\n\nEffusion.", "score": 1.0},
+              {"id": "b", "response": "clear</think>\n\nNormal.", "score": 1.0}]
+    out = write_jsonl_atomic(tmp_path / "t.jsonl", traces)
+    assert read_existing(out) == traces
 
 
 def _load_builder():

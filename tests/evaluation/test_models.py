@@ -11,7 +11,8 @@ from sklearn.metrics import f1_score
 
 from radvlm_verl.evaluation.green import judge_from_options
 from radvlm_verl.evaluation.pipeline import evaluate
-from radvlm_verl.evaluation.predictions import load_predictions, write_jsonl_atomic
+from radvlm_verl.core.jsonl import write_jsonl_atomic
+from radvlm_verl.evaluation.predictions import load_predictions
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics.chexbert_f1 import chexbert_corpus_f1
 from radvlm_verl.rewards.report import make_options, prepare_model_text, score_report

@@ -10,13 +10,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from radvlm_verl.core.jsonl import write_jsonl_atomic
 from radvlm_verl.evaluation.pipeline import evaluate
 from radvlm_verl.evaluation.predictions import (
     PredictionMismatchError,
     join_predictions,
     load_predictions,
     load_test_rows,
-    write_jsonl_atomic,
 )
 from radvlm_verl.evaluation.score import ScoreConfig, parse_metrics
 from radvlm_verl.metrics import lexical

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from radvlm_verl.evaluation import rexrank
-from radvlm_verl.evaluation.predictions import write_jsonl_atomic
+from radvlm_verl.core.jsonl import write_jsonl_atomic
 from radvlm_verl.rewards.report import score_report
 from radvlm_verl.testing.evaluation import (
     run_evaluate_cli,

@@ -68,11 +68,11 @@ def test_builder_writes_messages_and_images(rows, tmp_path):
 
 
 @pytest.mark.parametrize("records,message", [
-    ([{"id": "fake-0", "response": "no closing tag"}], "t.jsonl:1: trace for id 'fake-0' has no '</think>'"),
+    ([{"id": "fake-0", "response": "no closing tag"}], "t.jsonl' line 1: trace for id 'fake-0' has no '</think>'"),
     ([{"id": "fake-0", "response": "reasoning</think>   "}], "has no '</think>' followed by an answer"),
-    ([{"id": "fake-1", "response": "a</think>b"}, {"id": "fake-1", "response": "c</think>d"}], "t.jsonl:2: duplicate id"),
+    ([{"id": "fake-1", "response": "a</think>b"}, {"id": "fake-1", "response": "c</think>d"}], "t.jsonl' line 2: duplicate id"),
     ([{"id": "fake-9", "response": "a</think>b"}], "1 trace id(s) not in the rows, e.g. ['fake-9']"),
-    ([{"response": "a</think>b"}], 't.jsonl:1: expected {"id": ..., "response": "..."}'),
+    ([{"response": "a</think>b"}], 't.jsonl\' line 1: expected {"id": ..., "response": "..."}'),
 ])
 def test_builder_rejects_bad_traces(rows, tmp_path, records, message, capsys):
     out = tmp_path / "sft.parquet"
