@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.core.jsonl import write_jsonl_atomic
+from radvlm_verl.evaluation.progress import progress_bar
 
 
 @dataclass
@@ -137,7 +138,6 @@ def generate_predictions(
     ``params`` default to a vLLM engine built from ``config``; tests pass a stand-in.
     """
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     config = config or GenerationConfig()
     requests = iter(requests_fn(test_parquet, model_path, config))
@@ -149,7 +149,7 @@ def generate_predictions(
         params = sampling_params(config)
     records = []
     total = pq.ParquetFile(test_parquet).metadata.num_rows
-    with tqdm(total=total, desc="generating", unit=" rows", disable=not progress, mininterval=1.0) as bar:
+    with progress_bar(total, "generating", progress) as bar:
         while chunk := list(itertools.islice(requests, max(1, config.batch_size))):
             inputs = [{k: v for k, v in r.items() if k != "id"} for r in chunk]
             outputs = llm.generate(inputs, params, use_tqdm=False)

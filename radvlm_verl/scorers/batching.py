@@ -293,9 +293,10 @@ class TextCache(Generic[R]):
                 if key in self._data:
                     self._data.move_to_end(key)
                     found[key] = self._data[key]
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        self.hits += len(keys) - sum(1 for k in keys if k in missing)
-        self.misses += len(missing)
+            missing = list(dict.fromkeys(k for k in keys if k not in found))
+            # a miss is a key computed; every other lookup, a repeat within this call included, is a hit
+            self.misses += len(missing)
+            self.hits += len(keys) - len(missing)
         if missing:
             values = list(compute(missing))
             if len(values) != len(missing):

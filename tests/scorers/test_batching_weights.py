@@ -144,6 +144,26 @@ def test_text_cache_computes_unique_missing_once():
     assert cache.get_many(["x"], partly) == ["X"] and seen.count("x") == 1
 
 
+def test_text_cache_counts_every_lookup_once_also_from_many_threads():
+    cache = TextCache(maxsize=1000)
+    cache.get_many(["a", "a", "b", "a"], lambda keys: [k.upper() for k in keys])
+    assert (cache.misses, cache.hits) == (2, 2)  # "a" and "b" computed; the two repeats of "a" served
+
+    start = threading.Barrier(8)
+
+    def lookups(worker):
+        start.wait()
+        for i in range(300):
+            cache.get_many([f"{i % 50}", f"{worker}-{i}", f"{i % 50}"], lambda keys: [0] * len(keys))
+
+    threads = [threading.Thread(target=lookups, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert cache.hits + cache.misses == 4 + 8 * 300 * 3  # no count lost to a race
+
+
 def test_batched_pair_scorer_deduplicates_pairs():
     class Echo(BatchedPairScorer):
         name, keys = "echo", ("n",)
