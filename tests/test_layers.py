@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = "radvlm_verl"
 ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 

@@ -34,9 +34,9 @@ from radvlm_verl.converters.row_builder import (
     image_store,
     limited,
     norm_box,
-    progress,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, load_json
 from radvlm_verl.converters.splits import load_mimic_split
@@ -118,7 +118,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 yield own_split, path, line, rec
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for own_split, path, line, rec in progress(limited(records(), options.limit), desc="chest-imagenome",
+        for own_split, path, line, rec in progress_bar(limited(records(), options.limit), desc="chest-imagenome",
                                                    enabled=options.progress):
             where = f"{path}: line {line}"
             dicom_id, subject_id, study_id = rec["dicom_id"].strip(), rec["subject_id"].strip(), rec["study_id"].strip()

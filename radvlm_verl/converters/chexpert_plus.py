@@ -27,10 +27,10 @@ from radvlm_verl.converters.row_builder import (
     image_key,
     image_store,
     limited,
-    progress,
     resolve_image,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv
 from radvlm_verl.converters.splits import carve_split, normalise_split
@@ -63,7 +63,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         records = limited(iter_csv(options.csv_path, COLUMNS), options.limit)
-        for line, rec in progress(records, desc="chexpert-plus", enabled=options.progress):
+        for line, rec in progress_bar(records, desc="chexpert-plus", enabled=options.progress):
             where = f"{options.csv_path}: line {line}"
             relpath = rec["path_to_image"].strip()
             if rec["frontal_lateral"].strip().lower() != "frontal":

@@ -42,6 +42,7 @@ from typing import Any
 
 from radvlm_verl.converters.rows import image_file
 from radvlm_verl.core.jsonl import read_jsonl, write_jsonl_atomic
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.core.tasks import REPORT_FAMILY, task_family
 from radvlm_verl.core.thinking import extract_answer
 from radvlm_verl.scorers.openai_chat import Message, OpenAIChatClient, api_key_from_env
@@ -220,8 +221,6 @@ def generate_traces(
         flush_every: rewrite ``out`` after this many new traces (0: only at the end).
         progress: a progress bar (rate, ETA, kept and rejected so far) on stderr.
     """
-    from tqdm import tqdm
-
     out, reward_kwargs = Path(out), dict(reward_kwargs or {})
     records = read_existing(out)
     done = {str(r["id"]) for r in records}
@@ -230,7 +229,7 @@ def generate_traces(
     counts.already_done = sum(1 for i in ids if i in done)
     todo = list(dict.fromkeys(i for i in ids if i not in done))[:limit]
     added_since_flush = 0
-    bar = tqdm(total=len(todo), desc="teacher traces", unit=" rows", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc="teacher traces", enabled=progress)
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="teacher")
     pending: dict[Future, dict[str, Any]] = {}
     queue = _rows(Path(rows_path), set(todo))

@@ -31,9 +31,9 @@ from radvlm_verl.converters.row_builder import (
     first_section,
     image_store,
     limited,
-    progress,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv
 from radvlm_verl.converters.splits import carve_split
@@ -98,7 +98,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     summary = ConversionSummary()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for xml_path in progress(limited(xml_files, options.limit), desc="iu-xray", enabled=options.progress):
+        for xml_path in progress_bar(limited(xml_files, options.limit), desc="iu-xray", enabled=options.progress):
             uid, sections, image_ids = read_report(xml_path)
             text, _ = first_section(sections, options.sections)
             if not text:

@@ -39,9 +39,9 @@ from radvlm_verl.converters.row_builder import (
     image_key,
     image_store,
     limited,
-    progress,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import default_csv, iter_csv
 from radvlm_verl.converters.splits import load_mimic_split
@@ -143,7 +143,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         records = limited(iter_csv(metadata, METADATA_COLUMNS), options.limit)
-        for line, rec in progress(records, desc="mimic-cxr", enabled=options.progress):
+        for line, rec in progress_bar(records, desc="mimic-cxr", enabled=options.progress):
             dicom_id, subject_id, study_id = (rec[c].strip() for c in ("dicom_id", "subject_id", "study_id"))
             if rec["ViewPosition"].strip().upper() not in views:
                 summary.drop(f"view not in {'/'.join(sorted(views))}", dicom_id)

@@ -27,10 +27,10 @@ from radvlm_verl.converters.row_builder import (
     image_key,
     image_store,
     norm_box,
-    progress,
     resolve_image,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, parse_float
 from radvlm_verl.converters.splits import load_mimic_split, normalise_split
@@ -97,7 +97,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     size_mismatches: set[str] = set()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for (dicom_id, phrase), group in progress(list(groups.items()), desc="ms-cxr", enabled=options.progress):
+        for (dicom_id, phrase), group in progress_bar(list(groups.items()), desc="ms-cxr", enabled=options.progress):
             row_id = phrase_id(dicom_id, phrase)
             own = group["own_split"]
             own = normalise_split(own, group["where"]) if own else None

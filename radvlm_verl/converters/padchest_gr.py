@@ -35,9 +35,9 @@ from radvlm_verl.converters.row_builder import (
     image_store,
     limited,
     norm_box,
-    progress,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, load_json
 from radvlm_verl.converters.splits import normalise_split
@@ -111,7 +111,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
     summary = ConversionSummary()
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for position, study in progress(limited(enumerate(data), options.limit), desc="padchest-gr",
+        for position, study in progress_bar(limited(enumerate(data), options.limit), desc="padchest-gr",
                                         enabled=options.progress, total=len(data)):
             where = f"{options.json_path}: entry {position}"
             if not isinstance(study, dict) or not isinstance(study.get("ImageID"), str):

@@ -38,9 +38,9 @@ from radvlm_verl.converters.row_builder import (
     image_store,
     limited,
     norm_box,
-    progress,
     write_rows,
 )
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary, split_fraction
 from radvlm_verl.converters.source_files import iter_json_array
 from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
@@ -188,7 +188,7 @@ def convert(json_path: str | os.PathLike, out_dir: str | os.PathLike, options: O
     builder = RowBuilder("radvlm_json", options)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for position, record, row_id, image, task, dataset, pairs in progress(
+        for position, record, row_id, image, task, dataset, pairs in progress_bar(
             _selected(json_path, options, summary), desc="radvlm-json", enabled=options.progress
         ):
             source = Path(image) if os.path.isabs(image) else image_root / image

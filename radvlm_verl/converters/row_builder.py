@@ -10,7 +10,6 @@ anything is renamed).
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,15 +59,6 @@ class CommonOptions:
             raise ValueError(f"window must be one of {WINDOWS}, got {self.window!r}")
         if not 0 < self.min_pixels <= self.max_pixels:
             raise ValueError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels} and {self.max_pixels}")
-
-
-def progress(iterable: Iterable, *, desc: str, enabled: bool, total: int | None = None) -> Iterable:
-    """A tqdm progress bar on stderr (a no-op when disabled)."""
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, unit=" rows", mininterval=1.0, file=sys.stderr, dynamic_ncols=True)
 
 
 # --- report text -----------------------------------------------------------------------------

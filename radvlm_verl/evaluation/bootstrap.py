@@ -12,7 +12,7 @@ statistic is then a function of those counts, so all resamples are computed at o
   (:class:`CocoResampler`: pycocotools' own per-image matching, then its accumulation step).
 
 The COCO replicates are the one loop over resamples (13 s for 1,000 resamples of 2,000 images), so
-they can draw a progress bar (:func:`~radvlm_verl.evaluation.progress.progress_bar`); the others
+they can draw a progress bar (:func:`~radvlm_verl.core.progress.progress_bar`); the others
 are a few matrix products.
 
 The interval is the 2.5th and 97.5th percentile of the replicates (``level=0.95``). A paired
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from radvlm_verl.evaluation.progress import progress_bar
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.metrics.chexbert_f1 import FIVE_INDEX, f1_from_counts
 from radvlm_verl.metrics.grounding import (
     COCO_IOU_THRESHOLDS,
@@ -244,7 +244,7 @@ class CocoResampler:
                    desc: str = "COCO mAP bootstrap") -> dict[str, np.ndarray]:
         """Each key's value on every resample (rows of ``counts``); ``progress`` draws a bar labelled ``desc``."""
         values = []
-        with progress_bar(len(counts), desc, progress, unit=" resamples") as bar:
+        with progress_bar(total=len(counts), desc=desc, enabled=progress, unit=" resamples") as bar:
             for row in counts:
                 values.append(self.value(counts_to_indices(row)))
                 bar.update(1)

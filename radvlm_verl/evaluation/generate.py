@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from radvlm_verl.core.jsonl import write_jsonl_atomic
-from radvlm_verl.evaluation.progress import progress_bar
+from radvlm_verl.core.progress import progress_bar
 
 
 @dataclass
@@ -149,7 +149,7 @@ def generate_predictions(
         params = sampling_params(config)
     records = []
     total = pq.ParquetFile(test_parquet).metadata.num_rows
-    with progress_bar(total, "generating", progress) as bar:
+    with progress_bar(total=total, desc="generating", enabled=progress) as bar:
         while chunk := list(itertools.islice(requests, max(1, config.batch_size))):
             inputs = [{k: v for k, v in r.items() if k != "id"} for r in chunk]
             outputs = llm.generate(inputs, params, use_tqdm=False)

@@ -49,7 +49,7 @@ import pandas as pd
 
 from radvlm_verl.core.tasks import TASK_FAMILIES, family_of
 from radvlm_verl.core.thinking import extract_answer
-from radvlm_verl.evaluation.progress import progress_bar
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.metrics import lexical
 from radvlm_verl.metrics.chexbert_f1 import CHEXBERT_CONDITIONS, chexbert_pair_f1
 from radvlm_verl.metrics.grounding import GroundingSample, radvlm_sample_ap, sample_from_read
@@ -112,7 +112,7 @@ def _chunked(
 ) -> list:
     out: list = []
     step = max(1, int(config.batch_size))
-    with progress_bar(len(hyps), desc, config.progress) as bar:
+    with progress_bar(total=len(hyps), desc=desc, enabled=config.progress) as bar:
         for start in range(0, len(hyps), step):
             part = fn(hyps[start : start + step], refs[start : start + step])
             if len(part) != len(hyps[start : start + step]):
@@ -242,7 +242,7 @@ def _grounding_scores(rows: pd.DataFrame, config: ScoreConfig) -> pd.DataFrame:
     from radvlm_verl.rewards.grounding import grounding_options, score_read
 
     records = []
-    with progress_bar(len(rows), "grounding", config.progress) as bar:
+    with progress_bar(total=len(rows), desc="grounding", enabled=config.progress) as bar:
         for row_id, prediction, truth, info, thinking in zip(
             rows["id"], rows["prediction"], rows["ground_truth"], rows["extra_info"], rows["thinking"], strict=True
         ):

@@ -159,9 +159,7 @@ def test_model_scores_through_the_service_equal_direct_batched_scoring(tiny_weig
 
 
 def test_radcliq_reports_the_call_figures_of_each_of_its_scorers(report_weights, fresh):
-    """RadCliQ scores its three scorers in worker threads: their call figures must still reach the sample."""
-    from radvlm_verl.testing.report_models import build_report_weights
-
+    """RadCliQ starts the calls of its three scorers, then waits: their call figures must still reach the sample."""
     weights = report_weights(seed=3)
     kwargs = {"report_reward": "radcliq", "report_weights_dir": str(weights), "report_bertscore_num_layers": 1,
               "report_device": "cpu"}
