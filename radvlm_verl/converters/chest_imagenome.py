@@ -36,11 +36,11 @@ from radvlm_verl.converters.row_builder import (
     norm_box,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, load_json
 from radvlm_verl.converters.splits import load_mimic_split
 from radvlm_verl.core.ground_truth import grounding_truth
+from radvlm_verl.core.progress import progress_bar
 
 DATASET = "chest_imagenome"
 SPLIT_FILES = (("train", "train.csv"), ("val", "valid.csv"), ("test", "test.csv"))
@@ -119,7 +119,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for own_split, path, line, rec in progress_bar(limited(records(), options.limit), desc="chest-imagenome",
-                                                   enabled=options.progress):
+                                                       enabled=options.progress):
             where = f"{path}: line {line}"
             dicom_id, subject_id, study_id = rec["dicom_id"].strip(), rec["subject_id"].strip(), rec["study_id"].strip()
             view = (rec.get("ViewPosition") or "").strip().upper()

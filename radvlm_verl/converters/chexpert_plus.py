@@ -30,10 +30,10 @@ from radvlm_verl.converters.row_builder import (
     resolve_image,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv
 from radvlm_verl.converters.splits import carve_split, normalise_split
+from radvlm_verl.core.progress import progress_bar
 
 DATASET = "chexpert_plus"
 COLUMNS = ("path_to_image", "frontal_lateral", "deid_patient_id", "section_findings", "section_impression", "split")

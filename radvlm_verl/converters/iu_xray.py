@@ -33,10 +33,10 @@ from radvlm_verl.converters.row_builder import (
     limited,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv
 from radvlm_verl.converters.splits import carve_split
+from radvlm_verl.core.progress import progress_bar
 
 DATASET = "iu_xray"
 SECTIONS = ("findings", "impression")

@@ -41,10 +41,10 @@ from radvlm_verl.converters.row_builder import (
     limited,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import default_csv, iter_csv
 from radvlm_verl.converters.splits import load_mimic_split
+from radvlm_verl.core.progress import progress_bar
 
 DATASET = "mimic_cxr"
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition")  # the size is read from the image

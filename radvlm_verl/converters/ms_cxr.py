@@ -30,11 +30,11 @@ from radvlm_verl.converters.row_builder import (
     resolve_image,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, parse_float
 from radvlm_verl.converters.splits import load_mimic_split, normalise_split
 from radvlm_verl.core.ground_truth import grounding_truth
+from radvlm_verl.core.progress import progress_bar
 
 DATASET = "ms_cxr"
 COLUMNS = ("dicom_id", "category_name", "label_text", "path", "x", "y", "w", "h", "image_width", "image_height")

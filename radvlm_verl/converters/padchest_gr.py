@@ -37,11 +37,11 @@ from radvlm_verl.converters.row_builder import (
     norm_box,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, load_json
 from radvlm_verl.converters.splits import normalise_split
 from radvlm_verl.core.ground_truth import grounding_truth
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.core.tasks import PHRASE_GROUNDING, REPORT
 
 DATASET = "padchest_gr"
@@ -112,7 +112,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for position, study in progress_bar(limited(enumerate(data), options.limit), desc="padchest-gr",
-                                        enabled=options.progress, total=len(data)):
+                                            enabled=options.progress, total=len(data)):
             where = f"{options.json_path}: entry {position}"
             if not isinstance(study, dict) or not isinstance(study.get("ImageID"), str):
                 raise ConversionError(f"{where}: expected an object with an 'ImageID' string")

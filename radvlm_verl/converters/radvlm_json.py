@@ -40,10 +40,10 @@ from radvlm_verl.converters.row_builder import (
     norm_box,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary, split_fraction
 from radvlm_verl.converters.source_files import iter_json_array
 from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.core.tasks import RL_TASKS
 
 # id prefix -> (task, dataset). Order matters: the first matching prefix wins.

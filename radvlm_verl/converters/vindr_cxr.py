@@ -40,11 +40,11 @@ from radvlm_verl.converters.row_builder import (
     norm_box,
     write_rows,
 )
-from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.converters.rows import ConversionSummary
 from radvlm_verl.converters.source_files import iter_csv, parse_float
 from radvlm_verl.converters.splits import carve_split
 from radvlm_verl.core.ground_truth import detection_truth, grounding_truth
+from radvlm_verl.core.progress import progress_bar
 from radvlm_verl.core.tasks import ABNORMALITY_DETECTION, ABNORMALITY_GROUNDING
 
 DATASET = "vindr_cxr"
@@ -132,7 +132,7 @@ def convert(out_dir: str | Path, options: Options) -> ConversionSummary:
                 if len(names) > 1:
                     summary.notes.append(f"{csv_path}: class names {sorted(names)} are one class (one row id)")
             for image_id in progress_bar(limited(images, options.limit), desc=f"vindr-cxr {folder}",
-                                     enabled=options.progress, total=len(images)):
+                                         enabled=options.progress, total=len(images)):
                 info = images[image_id]
                 split = carve_split(image_id, folder, options.val_fraction)
                 if split not in options.splits:
