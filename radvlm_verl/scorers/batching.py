@@ -139,6 +139,8 @@ class MicroBatcher(Generic[T, R]):
         with self._cond:
             while self._pending:
                 batch = self._collect_locked()
+                if not batch:  # every request waiting timed out during the window: nothing to run
+                    continue
                 self._cond.release()
                 try:
                     self._run(batch)

@@ -247,3 +247,27 @@ def test_length_groups_put_similar_lengths_together():
         list(range(16))]
     assert length_groups([(20,)] * 15 + [(40,)] * 7, max_items=32, max_padded=(10_000,), min_padded=256) == [
         list(range(15)), list(range(15, 22))]
+
+
+def test_a_request_withdrawn_while_the_worker_gathers_leaves_no_empty_batch():
+    # The only queued request times out while the worker waits out its window for more: the worker
+    # must not then call batch_fn on nothing (a model that rejects an empty batch was "bisected"
+    # into empty halves until the recursion limit, a thousand calls later).
+    seen = []
+
+    def batch_fn(items):
+        seen.append(list(items))
+        if not items:
+            raise ValueError("empty batch")
+        return [x * 10 for x in items]
+
+    batcher = MicroBatcher(batch_fn, window_s=0.5)
+    with pytest.raises(TimeoutError, match="still queued"):
+        batcher.submit([1], timeout_s=0.05)  # withdrawn during the worker's 0.5 s window
+    deadline = time.monotonic() + 5.0
+    while batcher._worker_pid is not None and time.monotonic() < deadline:  # the worker ends after its window
+        time.sleep(0.01)
+    assert batcher._worker_pid is None
+    assert batcher.calls == 0 and seen == []
+    assert batcher.submit([2], timeout_s=5.0) == [20]
+
