@@ -110,7 +110,13 @@ class MicroBatcher(Generic[T, R]):
             self._pending_items += len(request.items)
             if self._worker_pid != os.getpid():  # no worker in this process (first use, idle, or a fork)
                 self._worker_pid = os.getpid()
-                threading.Thread(target=self._serve, name="micro-batcher", daemon=True).start()
+                try:
+                    threading.Thread(target=self._serve, name="micro-batcher", daemon=True).start()
+                except RuntimeError:  # no thread could be made (a process limit): fail this call, not every later one
+                    self._worker_pid = None
+                    self._pending.remove(request)
+                    self._pending_items -= len(request.items)
+                    raise
             self._cond.notify_all()
 
         def wait() -> list[R | BaseException]:

@@ -271,3 +271,22 @@ def test_a_request_withdrawn_while_the_worker_gathers_leaves_no_empty_batch():
     assert batcher.calls == 0 and seen == []
     assert batcher.submit([2], timeout_s=5.0) == [20]
 
+
+def test_a_worker_thread_that_cannot_start_fails_that_call_only(monkeypatch):
+    # "can't start new thread" (a process or memory limit) on one call must not leave the batcher
+    # believing its worker runs: every later call would queue forever behind the orphaned request.
+    start = threading.Thread.start
+    refused = []
+
+    def start_or_refuse(thread):
+        if thread.name == "micro-batcher" and not refused:
+            refused.append(thread)
+            raise RuntimeError("can't start new thread")
+        return start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_or_refuse)
+    batcher = MicroBatcher(lambda items: [x * 10 for x in items], window_s=0.0)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        batcher.submit([1])
+    assert batcher.submit([2], timeout_s=2.0) == [20]
+    assert batcher.calls == 1  # the refused call's item never ran
