@@ -7,8 +7,8 @@ could clean up leaves one behind, and :func:`remove_stale_temporaries` removes t
 
 Example:
     >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out" / "table.md"
-    >>> write_text_atomic(target, "| a |\\n").read_text()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     write_text_atomic(pathlib.Path(folder) / "out" / "table.md", "| a |\\n").read_text()
     '| a |\\n'
 """
 

@@ -7,8 +7,9 @@ a bad file gets the same message wherever it is read: ``'<path>' line <n>: <what
 
 Example:
     >>> import tempfile, pathlib
-    >>> path = write_jsonl_atomic(pathlib.Path(tempfile.mkdtemp()) / "p.jsonl", [{"id": "a", "prediction": "x"}])
-    >>> [(where.split("' ")[-1], record) for where, record in read_jsonl(path)]
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_jsonl_atomic(pathlib.Path(folder) / "p.jsonl", [{"id": "a", "prediction": "x"}])
+    ...     [(where.split("' ")[-1], record) for where, record in read_jsonl(path)]
     [('line 1', {'id': 'a', 'prediction': 'x'})]
 """
 
