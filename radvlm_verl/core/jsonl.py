@@ -24,11 +24,6 @@ from typing import Any
 from radvlm_verl.core.atomic_files import write_text_atomic
 
 
-def line_location(path: str | os.PathLike, line_no: int) -> str:
-    """How messages name a line of a file: ``'<path>' line <n>``."""
-    return f"{str(path)!r} line {line_no}"
-
-
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each non-blank line of ``path`` as ``(location, object)``; ``location`` names the line.
 
@@ -42,7 +37,7 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, dict[str, Any]]]:
     path = Path(path)
     with open(path, "rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            where = line_location(path, line_no)
+            where = f"{str(path)!r} line {line_no}"
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -452,10 +452,6 @@ class RadGraphScorer(BatchedPairScorer):
         field.index(self.model.model.vocab)
         return field, enumerate_spans(words, max_span_width=reader._max_span_width)
 
-    def _tensors(self, document: dict) -> dict:
-        """The model inputs ``text`` and ``spans`` radgraph's reader and collation build for a one-sentence document."""
-        return self._tensors_batch([document])
-
     def _tensors_batch(self, documents: list[dict], fields: list | None = None) -> dict:
         """The inputs radgraph's reader and collation build for one DyGIE document whose sentences are ``documents``.
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from radvlm_verl.scorers.registry import SCORER_FACTORIES, ScorerError
 from radvlm_verl.scorers.batching import MicroBatcher, TextCache
+from radvlm_verl.service.config import ServiceConfig
 from radvlm_verl.service.stats import ScorerStats, hit_rate
 
 logger = logging.getLogger("radvlm_verl.service")
@@ -49,8 +50,8 @@ class ScorerReplica:
         factory_module: str | None,
         scorer_config: dict[str, Any],
         *,
-        max_batch_size: int = 64,
-        max_wait_ms: float = 2.0,
+        max_batch_size: int = ServiceConfig.max_batch_size,
+        max_wait_ms: float = ServiceConfig.max_wait_ms,
         deployment: str = "",
         log_every_s: float = 60.0,
     ):

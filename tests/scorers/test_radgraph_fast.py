@@ -107,7 +107,7 @@ def test_fast_inputs_equal_radgraphs_collated_instance(scorers):
             instance.index_fields(scorer.model.model.vocab)
             batch = Batch([instance])
             expected = batch.as_tensor_dict(batch.get_padding_lengths())
-            got = scorer._tensors(document)
+            got = scorer._tensors_batch([document])
             assert got["spans"].dtype == expected["spans"].dtype and torch.equal(got["spans"], expected["spans"])
             assert got["text"].keys() == expected["text"].keys()
             for name, tensors in expected["text"].items():
